@@ -1,0 +1,142 @@
+// The IR: a Graph of Ops in SSA form over tensor Values.
+//
+// General notes on the semantics of the IR
+// ----------------------------------------
+// - A Graph has named, typed inputs, a list of ops in execution order, and named outputs. Every
+//   value is defined once (a graph input or an op result) and used only after its definition.
+// - Types are tensors: an element type and a shape (Types.h). Dims are static, symbolic (affine in
+//   named symbols such as `batch`, `seq`, `past`) or unknown `?`. Symbols are bound by the shapes of
+//   the graph inputs when the graph runs.
+// - Elementwise binary ops, comparisons, logic and `where` broadcast their operands as numpy does;
+//   operands share one element type (except `where`'s bool condition). Comparisons give bool.
+// - `pow` with float operands; `gelu {approximate="tanh"}` is 0.5x(1+tanh(0.7978845608(x+0.044715x^3)))
+//   and `gelu {approximate="none"}` is 0.5x(1+erf(x/sqrt 2)).
+// - Float ops round their result to the result's element type (f32, bf16 round-to-nearest-even,
+//   f16); integer ops wrap to their width. `cast` converts to the result's element type (float to
+//   integer truncates toward zero; anything to bool is `!= 0`).
+// - `matmul` is numpy matmul for rank >= 2: [..., M, K] x [..., K, N] -> [..., M, N], batch dims
+//   broadcast.
+// - Axes attributes may be negative (counted from the end). `reduce_*` keep reduced dims as 1 when
+//   `keepdims`. `softmax` is over one axis. `cumsum` is inclusive. `argmax` gives the first maximum.
+// - `gather(data, indices) {axis}` is ONNX Gather: result dims are data[:axis] ++ indices ++
+//   data[axis+1:]; negative indices count from the end.
+// - `slice {starts, ends, axes, steps}` is ONNX Slice with clamping; `transpose {perm}` permutes
+//   dims; `concat {axis}` joins; `squeeze`/`unsqueeze {axes}` remove/insert size-1 dims.
+// - `reshape` and `expand` take their target shape from the result type, or from an optional second
+//   operand (an i64 vector; reshape: 0 keeps the input dim, -1 is inferred).
+// - `range(start, limit, delta)` takes three scalars and gives ceil((limit-start)/delta) elements.
+// - `shape(x)` is the i64 vector of x's dims.
+// - `constant {value}` holds a small literal (ints or floats, one per element, or one to splat);
+//   `weight {name}` reads a named tensor of the weights file: tensor data is never in the IR.
+#pragma once
+
+#include "ir/Diagnostics.h"
+#include "ir/Types.h"
+
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace gemma {
+
+enum class OpKind {
+#define GEMMA_OP(kind, mnemonic, minOperands, maxOperands, results) kind,
+#include "ir/Ops.def"
+};
+
+struct OpInfo {
+  OpKind kind;
+  std::string_view mnemonic;
+  int minOperands;
+  int maxOperands; // -1: variadic
+  int numResults;
+};
+
+const OpInfo& opInfo(OpKind kind);
+std::optional<OpKind> lookupOp(std::string_view mnemonic);
+const std::vector<OpInfo>& allOps();
+
+// A named attribute's value. Attributes are typed; an empty list parses as Ints and is accepted
+// where Floats are expected.
+using Ints = std::vector<int64_t>;
+using Floats = std::vector<double>;
+using Attribute = std::variant<int64_t, double, bool, std::string, Ints, Floats>;
+
+class Op;
+
+class Value {
+public:
+  Value(TensorType type, Op* definingOp, int resultIndex, std::string name = "")
+      : type(std::move(type)), definingOp(definingOp), resultIndex(resultIndex),
+        name(std::move(name)) {}
+
+  TensorType type;
+  Op* definingOp;      // null for a graph input
+  int resultIndex;     // index among the defining op's results, or among the graph inputs
+  std::string name;    // graph inputs only: their name in the signature
+  bool isGraphInput() const { return definingOp == nullptr; }
+};
+
+class Op {
+public:
+  Op(OpKind kind, std::vector<Value*> operands, const std::vector<TensorType>& resultTypes,
+     std::map<std::string, Attribute> attrs, Location loc);
+
+  const OpInfo& info() const { return opInfo(kind); }
+  std::string_view mnemonic() const { return info().mnemonic; }
+  Value* result(size_t i = 0) const { return results.at(i).get(); }
+  bool hasAttr(const std::string& name) const { return attrs.count(name) != 0; }
+  // Typed access for passes and the interpreter; the verifier has already checked kinds.
+  template <typename T> const T* attr(const std::string& name) const {
+    auto it = attrs.find(name);
+    return it == attrs.end() ? nullptr : std::get_if<T>(&it->second);
+  }
+
+  OpKind kind;
+  std::vector<Value*> operands;
+  std::vector<std::unique_ptr<Value>> results;
+  std::map<std::string, Attribute> attrs;
+  Location loc;
+};
+
+class Graph {
+public:
+  struct Output {
+    Value* value;
+    std::string name; // may be empty
+  };
+  using OpList = std::list<std::unique_ptr<Op>>;
+
+  explicit Graph(std::string name = "main") : name(std::move(name)) {}
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+
+  Value* addInput(std::string inputName, TensorType type);
+  // Appends at the end, or inserts before `position`.
+  Op* append(OpKind kind, std::vector<Value*> operands, const std::vector<TensorType>& resultTypes,
+             std::map<std::string, Attribute> attrs = {}, Location loc = {});
+  Op* insertBefore(OpList::iterator position, std::unique_ptr<Op> op);
+  void addOutput(Value* value, std::string outputName = "") {
+    outputs.push_back({value, std::move(outputName)});
+  }
+
+  // Every use of `from` (as an operand or graph output) becomes a use of `to`.
+  void replaceAllUsesWith(Value* from, Value* to);
+  // How many times each value is used (operands and outputs), computed on demand.
+  std::map<const Value*, int> useCounts() const;
+  // A deep copy (values remapped), for tests that compare a graph before and after a pass.
+  std::unique_ptr<Graph> clone() const;
+
+  std::string name;
+  std::vector<std::unique_ptr<Value>> inputs;
+  OpList ops;
+  std::vector<Output> outputs;
+};
+
+} // namespace gemma

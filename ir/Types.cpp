@@ -1,0 +1,187 @@
+#include "ir/Types.h"
+
+#include "ir/Diagnostics.h"
+
+#include <algorithm>
+
+namespace gemma {
+
+namespace {
+
+struct ElementTypeInfo {
+  ElementType type;
+  std::string_view name;
+  int64_t size;
+};
+constexpr ElementTypeInfo kElementTypes[] = {
+    {ElementType::F32, "f32", 4}, {ElementType::BF16, "bf16", 2}, {ElementType::F16, "f16", 2},
+    {ElementType::I64, "i64", 8}, {ElementType::I32, "i32", 4},   {ElementType::I8, "i8", 1},
+    {ElementType::Bool, "bool", 1}};
+
+const ElementTypeInfo& info(ElementType type) {
+  for (const auto& entry : kElementTypes)
+    if (entry.type == type)
+      return entry;
+  GEMMA_INTERNAL_ASSERT(false, "unknown element type");
+}
+
+bool withinBounds(int64_t value) { return value >= -kMaxDimValue && value <= kMaxDimValue; }
+
+} // namespace
+
+std::string_view elementTypeName(ElementType type) { return info(type).name; }
+int64_t elementSize(ElementType type) { return info(type).size; }
+
+std::optional<ElementType> parseElementType(std::string_view name) {
+  for (const auto& entry : kElementTypes)
+    if (entry.name == name)
+      return entry.type;
+  return std::nullopt;
+}
+
+bool isFloat(ElementType type) {
+  return type == ElementType::F32 || type == ElementType::BF16 || type == ElementType::F16;
+}
+bool isInteger(ElementType type) {
+  return type == ElementType::I64 || type == ElementType::I32 || type == ElementType::I8;
+}
+
+Dim Dim::constant(int64_t value) {
+  Dim dim;
+  dim.constant_ = value;
+  return dim;
+}
+
+Dim Dim::symbol(std::string name) {
+  Dim dim;
+  dim.terms_.emplace_back(std::move(name), 1);
+  return dim;
+}
+
+Dim Dim::unknown() {
+  Dim dim;
+  dim.unknown_ = true;
+  return dim;
+}
+
+int64_t Dim::staticValue() const {
+  GEMMA_INTERNAL_ASSERT(isStatic(), "staticValue() of a symbolic dim");
+  return constant_;
+}
+
+Dim Dim::operator+(const Dim& other) const {
+  if (unknown_ || other.unknown_)
+    return unknown();
+  Dim sum;
+  sum.constant_ = constant_ + other.constant_;
+  std::map<std::string, int64_t> coefficients(terms_.begin(), terms_.end());
+  for (const auto& [name, coefficient] : other.terms_)
+    coefficients[name] += coefficient;
+  for (const auto& [name, coefficient] : coefficients) {
+    if (!withinBounds(coefficient))
+      return unknown();
+    if (coefficient != 0)
+      sum.terms_.emplace_back(name, coefficient);
+  }
+  return withinBounds(sum.constant_) ? sum : unknown();
+}
+
+Dim Dim::scaled(int64_t factor) const {
+  if (unknown_ || !withinBounds(factor))
+    return unknown();
+  if (factor == 0)
+    return Dim::constant(0);
+  Dim product;
+  product.constant_ = constant_ * factor; // both within 2^40: no int64 overflow
+  for (const auto& [name, coefficient] : terms_) {
+    if (!withinBounds(coefficient * factor))
+      return unknown();
+    product.terms_.emplace_back(name, coefficient * factor);
+  }
+  return withinBounds(product.constant_) ? product : unknown();
+}
+
+Dim Dim::operator-(const Dim& other) const { return *this + other.scaled(-1); }
+
+std::optional<int64_t> Dim::evaluate(const SymbolBindings& bindings) const {
+  if (unknown_)
+    return std::nullopt;
+  int64_t value = constant_;
+  for (const auto& [name, coefficient] : terms_) {
+    auto it = bindings.find(name);
+    if (it == bindings.end())
+      return std::nullopt;
+    int64_t term = 0;
+    if (__builtin_mul_overflow(coefficient, it->second, &term) ||
+        __builtin_add_overflow(value, term, &value))
+      return std::nullopt;
+  }
+  return value;
+}
+
+bool Dim::compatibleWith(const Dim& other) const {
+  return unknown_ || other.unknown_ || *this == other;
+}
+
+std::string Dim::str() const {
+  if (unknown_)
+    return "?";
+  std::string out;
+  for (const auto& [name, coefficient] : terms_) {
+    if (coefficient < 0)
+      out += "-";
+    else if (!out.empty())
+      out += "+";
+    int64_t magnitude = coefficient < 0 ? -coefficient : coefficient;
+    if (magnitude != 1)
+      out += std::to_string(magnitude) + "*";
+    out += name;
+  }
+  if (out.empty())
+    return std::to_string(constant_);
+  if (constant_ > 0)
+    out += "+" + std::to_string(constant_);
+  else if (constant_ < 0)
+    out += std::to_string(constant_);
+  return out;
+}
+
+bool TensorType::isStatic() const {
+  return std::all_of(dims.begin(), dims.end(), [](const Dim& d) { return d.isStatic(); });
+}
+
+std::optional<int64_t> TensorType::staticNumElements() const {
+  int64_t count = 1;
+  for (const Dim& dim : dims) {
+    if (!dim.isStatic() || dim.staticValue() < 0 ||
+        __builtin_mul_overflow(count, dim.staticValue(), &count))
+      return std::nullopt;
+  }
+  return count;
+}
+
+bool TensorType::compatibleWith(const TensorType& other) const {
+  if (elementType != other.elementType || dims.size() != other.dims.size())
+    return false;
+  for (size_t i = 0; i < dims.size(); ++i)
+    if (!dims[i].compatibleWith(other.dims[i]))
+      return false;
+  return true;
+}
+
+std::string TensorType::str() const {
+  std::string out(elementTypeName(elementType));
+  out += "[";
+  for (size_t i = 0; i < dims.size(); ++i)
+    out += (i ? "," : "") + dims[i].str();
+  return out + "]";
+}
+
+TensorType tensorType(ElementType elementType, const std::vector<int64_t>& dims) {
+  TensorType type{elementType, {}};
+  for (int64_t d : dims)
+    type.dims.push_back(Dim::constant(d));
+  return type;
+}
+
+} // namespace gemma

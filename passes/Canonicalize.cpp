@@ -1,0 +1,149 @@
+/// \file
+/// Canonicalisation: local rewrites to one canonical form, repeated until nothing changes.
+/// Each applies only when the result type equals the type of the value that replaces it, so no
+/// rewrite can change a shape through broadcasting.
+///   mul(x, 1) / mul(1, x), add(x, 0) / add(0, x), sub(x, 0), div(x, 1), pow(x, 1)  ->  x
+///   neg(neg(x))                                   ->  x
+///   cast(x) to x's own type, reshape(x) or expand(x) to x's own static type         ->  x
+///   reshape(reshape(x))                           ->  reshape(x)
+///   transpose(transpose(x, p), q)                 ->  transpose(x, p o q), or x if identity
+///   squeeze(unsqueeze(x, a), a)                   ->  x
+/// (1 and 0 are splat constants.) Replaced ops are left dead for dce.
+
+#include "passes/Pass.h"
+
+#include "ir/Interpreter.h"
+
+namespace gemma {
+
+namespace {
+
+// The value of a constant whose elements are all equal, if `value` is one.
+std::optional<double> splatValue(const Value* value) {
+  if (!value->definingOp || value->definingOp->kind != OpKind::Constant)
+    return std::nullopt;
+  std::vector<double> values;
+  if (const Ints* ints = value->definingOp->attr<Ints>("value"))
+    values.assign(ints->begin(), ints->end());
+  else if (const Floats* floats = value->definingOp->attr<Floats>("value"))
+    values = *floats;
+  if (values.empty())
+    return std::nullopt;
+  for (double v : values)
+    if (v != values[0])
+      return std::nullopt;
+  return roundToElementType(values[0], value->type.elementType);
+}
+
+bool isSplat(const Value* value, double expected) {
+  auto splat = splatValue(value);
+  return splat && *splat == expected;
+}
+
+Op* definingOp(const Value* value, OpKind kind) {
+  return value->definingOp && value->definingOp->kind == kind ? value->definingOp : nullptr;
+}
+
+bool sameStaticType(const Value* a, const Value* b) {
+  return a->type == b->type && a->type.isStatic();
+}
+
+class Canonicalize : public Pass {
+public:
+  std::string_view name() const override { return "canonicalize"; }
+
+  bool run(Graph& graph) override {
+    bool changed = false;
+    // Each sweep rewrites what it can; rewrites only shrink the graph, so this terminates. The
+    // bound guards against a rewrite that would undo another.
+    for (int sweep = 0; sweep < 32; ++sweep) {
+      bool sweepChanged = false;
+      for (auto& op : graph.ops)
+        sweepChanged |= rewrite(graph, *op);
+      changed |= sweepChanged;
+      if (!sweepChanged)
+        break;
+    }
+    return changed;
+  }
+
+private:
+  // Replaces op's result by `value` if the types agree exactly.
+  static bool forward(Graph& graph, Op& op, Value* value) {
+    if (value == op.result() || value->type != op.result()->type)
+      return false;
+    auto uses = graph.useCounts();
+    if (uses[op.result()] == 0)
+      return false; // already dead
+    graph.replaceAllUsesWith(op.result(), value);
+    return true;
+  }
+
+  static bool rewrite(Graph& graph, Op& op) {
+    Value* x = op.operands.empty() ? nullptr : op.operands[0];
+    switch (op.kind) {
+    case OpKind::Mul:
+      return (isSplat(op.operands[1], 1) && forward(graph, op, x)) ||
+             (isSplat(x, 1) && forward(graph, op, op.operands[1]));
+    case OpKind::Add:
+      return (isSplat(op.operands[1], 0) && forward(graph, op, x)) ||
+             (isSplat(x, 0) && forward(graph, op, op.operands[1]));
+    case OpKind::Sub:
+      return isSplat(op.operands[1], 0) && forward(graph, op, x);
+    case OpKind::Div:
+    case OpKind::Pow:
+      return isSplat(op.operands[1], 1) && forward(graph, op, x);
+    case OpKind::Neg:
+      if (Op* inner = definingOp(x, OpKind::Neg))
+        return forward(graph, op, inner->operands[0]);
+      return false;
+    case OpKind::Cast:
+      return forward(graph, op, x);
+    case OpKind::Reshape:
+      if (sameStaticType(x, op.result()))
+        return forward(graph, op, x);
+      if (Op* inner = definingOp(x, OpKind::Reshape)) {
+        op.operands[0] = inner->operands[0];
+        return true;
+      }
+      return false;
+    case OpKind::Expand:
+      return sameStaticType(x, op.result()) && forward(graph, op, x);
+    case OpKind::Transpose:
+      return rewriteTranspose(graph, op);
+    case OpKind::Squeeze:
+      if (Op* inner = definingOp(x, OpKind::Unsqueeze))
+        if (formatAttribute(inner->attrs.at("axes")) == formatAttribute(op.attrs.at("axes")))
+          return forward(graph, op, inner->operands[0]);
+      return false;
+    default:
+      return false;
+    }
+  }
+
+  static bool rewriteTranspose(Graph& graph, Op& op) {
+    const Ints& perm = *op.attr<Ints>("perm");
+    bool identity = true;
+    for (size_t i = 0; i < perm.size(); ++i)
+      identity &= perm[i] == static_cast<int64_t>(i);
+    if (identity)
+      return forward(graph, op, op.operands[0]);
+    Op* inner = definingOp(op.operands[0], OpKind::Transpose);
+    if (!inner)
+      return false;
+    // result[i] = x'[perm[i]] = x[innerPerm[perm[i]]]
+    const Ints& innerPerm = *inner->attr<Ints>("perm");
+    Ints composed;
+    for (int64_t p : perm)
+      composed.push_back(innerPerm[p]);
+    op.operands[0] = inner->operands[0];
+    op.attrs["perm"] = composed;
+    return true;
+  }
+};
+
+} // namespace
+
+std::unique_ptr<Pass> createCanonicalizePass() { return std::make_unique<Canonicalize>(); }
+
+} // namespace gemma

@@ -1,0 +1,62 @@
+// The pass interface, the pass table (Passes.def) and the pass manager, which runs passes in
+// order, verifies the graph after each, and can print the IR after each and time each.
+#pragma once
+
+#include "ir/IR.h"
+#include "ir/Printer.h"
+
+#include <memory>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gemma {
+
+class Pass {
+public:
+  virtual ~Pass() = default;
+  // The flag name from Passes.def.
+  virtual std::string_view name() const = 0;
+  // Transforms the graph in place; returns whether anything changed.
+  virtual bool run(Graph& graph) = 0;
+};
+
+#define GEMMA_PASS(Name, flag, summary) std::unique_ptr<Pass> create##Name##Pass();
+#include "passes/Passes.def"
+
+struct PassInfo {
+  std::string_view flag;
+  std::string_view summary;
+  std::unique_ptr<Pass> (*create)();
+};
+
+const std::vector<PassInfo>& allPasses();
+// Null if no pass has this flag name.
+const PassInfo* lookupPass(std::string_view flag);
+
+struct PassManagerOptions {
+  bool verifyEach = true;
+  bool printAfterAll = false;
+  bool timePasses = false;
+  PrintOptions printOptions;
+  std::ostream* log = nullptr; // where IR dumps and timings go (stderr if null)
+};
+
+class PassManager {
+public:
+  explicit PassManager(PassManagerOptions options = {}) : options_(std::move(options)) {}
+  void add(std::unique_ptr<Pass> pass) { passes_.push_back(std::move(pass)); }
+  void add(std::string_view flag); // throws UserError for an unknown pass
+  // The default optimisation pipeline (-O), in order.
+  void addDefaultPipeline();
+  // Runs every pass in order. Throws UserError if a pass leaves a graph that does not verify.
+  void run(Graph& graph);
+  size_t size() const { return passes_.size(); }
+
+private:
+  PassManagerOptions options_;
+  std::vector<std::unique_ptr<Pass>> passes_;
+};
+
+} // namespace gemma

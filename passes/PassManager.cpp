@@ -1,0 +1,83 @@
+#include "passes/Pass.h"
+
+#include "ir/Verifier.h"
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+namespace gemma {
+
+const std::vector<PassInfo>& allPasses() {
+  static const std::vector<PassInfo> table = {
+#define GEMMA_PASS(Name, flag, summary) {flag, summary, &create##Name##Pass},
+#include "passes/Passes.def"
+  };
+  return table;
+}
+
+const PassInfo* lookupPass(std::string_view flag) {
+  for (const PassInfo& info : allPasses())
+    if (info.flag == flag)
+      return &info;
+  return nullptr;
+}
+
+void PassManager::add(std::string_view flag) {
+  const PassInfo* info = lookupPass(flag);
+  if (!info)
+    throw UserError("unknown pass '" + std::string(flag) + "'");
+  add(info->create());
+}
+
+void PassManager::addDefaultPipeline() {
+  // Straight-line: make types precise, simplify, fold what became constant, share what is
+  // computed twice, then drop what nothing uses.
+  add("shape-inference");
+  add("canonicalize");
+  add("constant-fold");
+  add("canonicalize");
+  add("cse");
+  add("dce");
+}
+
+void PassManager::run(Graph& graph) {
+  std::ostream& log = options_.log ? *options_.log : std::cerr;
+  using Clock = std::chrono::steady_clock;
+  std::vector<std::pair<std::string, double>> timings;
+  double total = 0;
+  for (const auto& pass : passes_) {
+    auto start = Clock::now();
+    pass->run(graph);
+    double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    timings.emplace_back(std::string(pass->name()), seconds);
+    total += seconds;
+    if (options_.verifyEach) {
+      try {
+        verifyGraph(graph);
+      } catch (const UserError& error) {
+        throw InternalError("the graph does not verify after pass '" + std::string(pass->name()) +
+                            "': " + error.formatted());
+      }
+    }
+    if (options_.printAfterAll) {
+      log << "// ----- IR after " << pass->name() << " -----\n";
+      printGraph(graph, log, options_.printOptions);
+    }
+  }
+  if (options_.timePasses) {
+    log << "===-------------------------------------------------------------------------===\n"
+        << "                          Pass execution timing report\n"
+        << "===-------------------------------------------------------------------------===\n";
+    char line[160];
+    for (const auto& [name, seconds] : timings) {
+      snprintf(line, sizeof line, "  %10.6f s (%5.1f%%)  %s\n", seconds,
+               total > 0 ? 100.0 * seconds / total : 0.0, name.c_str());
+      log << line;
+    }
+    snprintf(line, sizeof line, "  %10.6f s (100.0%%)  total\n", total);
+    log << line;
+  }
+}
+
+} // namespace gemma
