@@ -446,12 +446,19 @@ private:
     return attrs;
   }
 
-  // loc("origin") or loc("file":line:col)
+  // loc("origin"), loc("file":line:col) or loc(unknown). An origin keeps the op's place in this
+  // file for diagnostics; the other two replace it.
   void parseLocation(Location& loc) {
     if (!isKeyword("loc"))
       return;
     take();
     expectPunctuation("(");
+    if (isKeyword("unknown")) {
+      take();
+      loc = Location{};
+      expectPunctuation(")");
+      return;
+    }
     if (current_.kind != TokenKind::String)
       error("expected a string in loc(...)" + found());
     std::string text = take().text;

@@ -74,7 +74,7 @@ std::string formatLocation(const Location& loc) {
   if (loc.hasFilePosition())
     return " loc(" + quoteString(loc.file) + ":" + std::to_string(loc.line) + ":" +
            std::to_string(loc.col) + ")";
-  return "";
+  return " loc(unknown)";
 }
 
 } // namespace

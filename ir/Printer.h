@@ -7,7 +7,8 @@
 //
 // Graph inputs print by name, op results are numbered in order. Attributes print sorted by name:
 // integers, floats (shortest round-trip form, always with '.', 'e', inf or nan), true/false,
-// "strings", [lists]. Locations print only when asked for.
+// "strings", [lists]. Locations print only when asked for: loc("origin") where the op has an
+// origin, else loc("file":line:col), else loc(unknown).
 #pragma once
 
 #include "ir/IR.h"

@@ -116,6 +116,36 @@ void checkShapeOperand(const Op& op, int64_t resultRank) {
                  std::to_string(resultRank));
 }
 
+// Splits dims into the product of the static ones and the sorted list of the symbolic ones;
+// nullopt if any (other than `skip`) is unknown or the product overflows.
+std::optional<std::pair<int64_t, std::vector<std::string>>>
+factorDims(const std::vector<Dim>& dims, int skip = -1) {
+  int64_t product = 1;
+  std::vector<std::string> symbolic;
+  for (int i = 0; i < static_cast<int>(dims.size()); ++i) {
+    if (i == skip)
+      continue;
+    if (dims[i].isUnknown())
+      return std::nullopt;
+    if (!dims[i].isStatic())
+      symbolic.push_back(dims[i].str());
+    else if (__builtin_mul_overflow(product, dims[i].staticValue(), &product))
+      return std::nullopt;
+  }
+  std::sort(symbolic.begin(), symbolic.end());
+  return std::make_pair(product, symbolic);
+}
+
+// The dim a reshape's -1 stands for: input elements / other target dims, when the symbolic dims
+// cancel ([batch,seq,16] -> [batch,seq,4,-1] gives 4).
+Dim inferReshapeDim(const std::vector<Dim>& input, const std::vector<Dim>& target, int inferred) {
+  auto in = factorDims(input);
+  auto out = factorDims(target, inferred);
+  if (!in || !out || in->second != out->second || out->first == 0 || in->first % out->first != 0)
+    return Dim::unknown();
+  return Dim::constant(in->first / out->first);
+}
+
 std::vector<Dim> reshapeTarget(const Op& op) {
   std::vector<Dim> dims = declaredType(op).dims;
   const TensorType& input = operandType(op, 0);
@@ -134,23 +164,17 @@ std::vector<Dim> reshapeTarget(const Op& op) {
         else
           dims[i] = Dim::constant(v);
       }
-      if (inferred >= 0) {
-        dims[inferred] = Dim::unknown();
-        auto total = input.staticNumElements();
-        TensorType rest{input.elementType, dims};
-        rest.dims.erase(rest.dims.begin() + inferred);
-        auto known = rest.staticNumElements();
-        if (total && known && *known > 0 && *total % *known == 0)
-          dims[inferred] = Dim::constant(*total / *known);
-      }
+      if (inferred >= 0)
+        dims[inferred] = inferReshapeDim(input.dims, dims, inferred);
     }
   }
-  TensorType target{input.elementType, dims};
-  auto inCount = input.staticNumElements();
-  auto outCount = target.staticNumElements();
-  if (inCount && outCount && *inCount != *outCount)
-    fail(op, "cannot reshape " + input.str() + " (" + std::to_string(*inCount) + " elements) to " +
-                 target.str() + " (" + std::to_string(*outCount) + " elements)");
+  // Element counts must agree where they can be compared: the symbolic dims cancel.
+  auto in = factorDims(input.dims);
+  auto out = factorDims(dims);
+  if (in && out && in->second == out->second && in->first != out->first)
+    fail(op, "cannot reshape " + input.str() + " to " + TensorType{input.elementType, dims}.str() +
+                 ": " + std::to_string(in->first) + " vs " + std::to_string(out->first) +
+                 " elements");
   return dims;
 }
 

@@ -92,11 +92,14 @@ Dim Dim::scaled(int64_t factor) const {
   if (factor == 0)
     return Dim::constant(0);
   Dim product;
-  product.constant_ = constant_ * factor; // both within 2^40: no int64 overflow
+  if (__builtin_mul_overflow(constant_, factor, &product.constant_))
+    return unknown();
   for (const auto& [name, coefficient] : terms_) {
-    if (!withinBounds(coefficient * factor))
+    int64_t scaledCoefficient = 0;
+    if (__builtin_mul_overflow(coefficient, factor, &scaledCoefficient) ||
+        !withinBounds(scaledCoefficient))
       return unknown();
-    product.terms_.emplace_back(name, coefficient * factor);
+    product.terms_.emplace_back(name, scaledCoefficient);
   }
   return withinBounds(product.constant_) ? product : unknown();
 }

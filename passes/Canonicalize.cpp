@@ -4,7 +4,7 @@
 /// rewrite can change a shape through broadcasting.
 ///   mul(x, 1) / mul(1, x), add(x, 0) / add(0, x), sub(x, 0), div(x, 1), pow(x, 1)  ->  x
 ///   neg(neg(x))                                   ->  x
-///   cast(x) to x's own type, reshape(x) or expand(x) to x's own static type         ->  x
+///   cast(x) to x's own type, reshape(x) or expand(x) to x's own type (no '?' dims)  ->  x
 ///   reshape(reshape(x))                           ->  reshape(x)
 ///   transpose(transpose(x, p), q)                 ->  transpose(x, p o q), or x if identity
 ///   squeeze(unsqueeze(x, a), a)                   ->  x
@@ -13,6 +13,9 @@
 #include "passes/Pass.h"
 
 #include "ir/Interpreter.h"
+#include "ir/ShapeRules.h"
+
+#include <algorithm>
 
 namespace gemma {
 
@@ -44,8 +47,23 @@ Op* definingOp(const Value* value, OpKind kind) {
   return value->definingOp && value->definingOp->kind == kind ? value->definingOp : nullptr;
 }
 
-bool sameStaticType(const Value* a, const Value* b) {
-  return a->type == b->type && a->type.isStatic();
+// Equal types without unknown dims give equal shapes at run time (symbols evaluate alike).
+bool sameKnownType(const Value* a, const Value* b) {
+  if (a->type != b->type)
+    return false;
+  for (const Dim& dim : a->type.dims)
+    if (dim.isUnknown())
+      return false;
+  return true;
+}
+
+// The axes of a squeeze or unsqueeze, made non-negative against `rank` and sorted.
+std::vector<int64_t> normalizedAxes(const Op& op, int64_t rank) {
+  std::vector<int64_t> axes;
+  for (int64_t axis : *op.attr<Ints>("axes"))
+    axes.push_back(normalizeAxis(axis, rank, op.loc));
+  std::sort(axes.begin(), axes.end());
+  return axes;
 }
 
 class Canonicalize : public Pass {
@@ -100,7 +118,7 @@ private:
     case OpKind::Cast:
       return forward(graph, op, x);
     case OpKind::Reshape:
-      if (sameStaticType(x, op.result()))
+      if (sameKnownType(x, op.result()))
         return forward(graph, op, x);
       if (Op* inner = definingOp(x, OpKind::Reshape)) {
         op.operands[0] = inner->operands[0];
@@ -108,12 +126,12 @@ private:
       }
       return false;
     case OpKind::Expand:
-      return sameStaticType(x, op.result()) && forward(graph, op, x);
+      return sameKnownType(x, op.result()) && forward(graph, op, x);
     case OpKind::Transpose:
       return rewriteTranspose(graph, op);
     case OpKind::Squeeze:
       if (Op* inner = definingOp(x, OpKind::Unsqueeze))
-        if (formatAttribute(inner->attrs.at("axes")) == formatAttribute(op.attrs.at("axes")))
+        if (normalizedAxes(*inner, x->type.rank()) == normalizedAxes(op, x->type.rank()))
           return forward(graph, op, inner->operands[0]);
       return false;
     default:

@@ -1,8 +1,9 @@
 /// \file
-/// Constant folding: an op whose operands are all `constant`s is evaluated at compile time (with
-/// the reference interpreter's op semantics, so folding cannot change a number) and replaced by a
-/// `constant` holding the result. `shape(x)` of a statically shaped x folds too. Results above
-/// kMaxFoldedElements are left alone: the IR holds small literals only, never tensor data.
+/// Constant folding: an op whose operands are all `constant`s and whose result type is static is
+/// evaluated at compile time (with the reference interpreter's op semantics, so folding cannot
+/// change a number) and replaced by a `constant` holding the result. `shape(x)` of a statically
+/// shaped x folds too. Results above kMaxFoldedElements are left alone: the IR holds small
+/// literals only, never tensor data.
 ///   %0 = constant() {value = [2.0]} : f32[]
 ///   %1 = constant() {value = [3.0]} : f32[]
 ///   %2 = mul(%0, %1) : f32[]            ->  %2 = constant() {value = [6.0]} : f32[]
@@ -35,10 +36,12 @@ public:
           constants[op.result()] = evaluateOp(op, {}, *staticShape(op.result()->type), nullptr);
         continue;
       }
+      // Only ops with a static declared type fold: a range declared i64[?] or i64[n] has users
+      // whose types were inferred without knowing its length, and a constant is always static.
+      if (!op.result()->type.isStatic())
+        continue;
       std::optional<Tensor> folded = fold(op, constants);
-      // A fold must not contradict a symbolic dim the graph declared (range's length, say).
-      if (!folded || folded->numElements() > kMaxFoldedElements ||
-          !tensorType(folded->elementType, folded->shape).compatibleWith(op.result()->type))
+      if (!folded || tensorType(folded->elementType, folded->shape) != op.result()->type)
         continue;
       Value* replacement = insertConstant(graph, it, op, *folded);
       constants[replacement] = *folded;
@@ -60,7 +63,7 @@ private:
   }
 
   static std::optional<Tensor> fold(const Op& op, const std::map<const Value*, Tensor>& constants) {
-    if (op.result()->type.staticNumElements().value_or(0) > kMaxFoldedElements)
+    if (op.result()->type.staticNumElements().value_or(kMaxFoldedElements + 1) > kMaxFoldedElements)
       return std::nullopt;
     if (op.kind == OpKind::Shape) {
       auto shape = staticShape(op.operands[0]->type);

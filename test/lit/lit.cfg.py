@@ -1,0 +1,14 @@
+# lit configuration for gemmac's FileCheck tests. Run through ctest (the build writes
+# lit.site.cfg.py with the tool paths); each .ir file is a test.
+import os
+
+import lit.formats
+
+config.name = "gemmac"
+config.test_format = lit.formats.ShTest(execute_external=True)
+config.suffixes = [".ir"]
+config.excludes = ["Inputs"]
+config.test_source_root = os.path.dirname(os.path.abspath(__file__))
+config.environment["PATH"] = os.pathsep.join(
+    [config.gemmac_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", "")])
+config.substitutions.append(("%gemmac_examples", os.path.join(config.gemmac_source_root, "examples")))
