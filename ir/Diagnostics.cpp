@@ -15,8 +15,8 @@ std::string formatDiagnostic(const Location& loc, const std::string& severity,
 }
 
 void internalError(const char* file, int line, const std::string& message) {
-  throw InternalError(std::string("internal error at ") + file + ":" + std::to_string(line) +
-                      ": " + message);
+  throw InternalError(std::string("internal error at ") + file + ":" + std::to_string(line) + ": " +
+                      message);
 }
 
 } // namespace gemma

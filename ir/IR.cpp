@@ -6,7 +6,7 @@ namespace gemma {
 
 const std::vector<OpInfo>& allOps() {
   static const std::vector<OpInfo> table = {
-#define GEMMA_OP(kind, mnemonic, minOperands, maxOperands, results)                               \
+#define GEMMA_OP(kind, mnemonic, minOperands, maxOperands, results)                                \
   {OpKind::kind, mnemonic, minOperands, maxOperands, results},
 #include "ir/Ops.def"
   };

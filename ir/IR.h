@@ -5,11 +5,12 @@
 // - A Graph has named, typed inputs, a list of ops in execution order, and named outputs. Every
 //   value is defined once (a graph input or an op result) and used only after its definition.
 // - Types are tensors: an element type and a shape (Types.h). Dims are static, symbolic (affine in
-//   named symbols such as `batch`, `seq`, `past`) or unknown `?`. Symbols are bound by the shapes of
-//   the graph inputs when the graph runs.
+//   named symbols such as `batch`, `seq`, `past`) or unknown `?`. Symbols are bound by the shapes
+//   of the graph inputs when the graph runs.
 // - Elementwise binary ops, comparisons, logic and `where` broadcast their operands as numpy does;
 //   operands share one element type (except `where`'s bool condition). Comparisons give bool.
-// - `pow` with float operands; `gelu {approximate="tanh"}` is 0.5x(1+tanh(0.7978845608(x+0.044715x^3)))
+// - `pow` with float operands; `gelu {approximate="tanh"}` is
+// 0.5x(1+tanh(0.7978845608(x+0.044715x^3)))
 //   and `gelu {approximate="none"}` is 0.5x(1+erf(x/sqrt 2)).
 // - Float ops round their result to the result's element type (f32, bf16 round-to-nearest-even,
 //   f16); integer ops wrap to their width. `cast` converts to the result's element type (float to
@@ -17,7 +18,8 @@
 // - `matmul` is numpy matmul for rank >= 2: [..., M, K] x [..., K, N] -> [..., M, N], batch dims
 //   broadcast.
 // - Axes attributes may be negative (counted from the end). `reduce_*` keep reduced dims as 1 when
-//   `keepdims`. `softmax` is over one axis. `cumsum` is inclusive. `argmax` gives the first maximum.
+//   `keepdims`. `softmax` is over one axis. `cumsum` is inclusive. `argmax` gives the first
+//   maximum.
 // - `gather(data, indices) {axis}` is ONNX Gather: result dims are data[:axis] ++ indices ++
 //   data[axis+1:]; negative indices count from the end.
 // - `slice {starts, ends, axes, steps}` is ONNX Slice with clamping; `transpose {perm}` permutes
@@ -77,9 +79,9 @@ public:
         name(std::move(name)) {}
 
   TensorType type;
-  Op* definingOp;      // null for a graph input
-  int resultIndex;     // index among the defining op's results, or among the graph inputs
-  std::string name;    // graph inputs only: their name in the signature
+  Op* definingOp;   // null for a graph input
+  int resultIndex;  // index among the defining op's results, or among the graph inputs
+  std::string name; // graph inputs only: their name in the signature
   bool isGraphInput() const { return definingOp == nullptr; }
 };
 

@@ -433,8 +433,8 @@ std::vector<int64_t> reshapeTarget(const Op& op, const std::vector<const Tensor*
   }
   if (inferred >= 0) {
     if (known == 0 || input.numElements() % known != 0)
-      fail(op, "cannot infer a dim reshaping " + input.shapeString() + " to " +
-                   shapeString(target));
+      fail(op,
+           "cannot infer a dim reshaping " + input.shapeString() + " to " + shapeString(target));
     target[inferred] = input.numElements() / known;
   }
   if (countElements(op, target) != input.numElements())
@@ -458,7 +458,9 @@ Tensor constantValue(const Op& op, const std::vector<int64_t>& shape) {
 double geluTanh(double x) {
   return 0.5 * x * (1.0 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
 }
-double geluExact(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }
+double geluExact(double x) {
+  return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
+}
 
 } // namespace
 
@@ -479,8 +481,8 @@ Tensor evaluateOp(const Op& op, const std::vector<const Tensor*>& operands,
       fail(op, "needs weights, but none were given");
     Tensor weight = weights(*op.attr<std::string>("name"), op.result()->type);
     if (weight.shape != declaredShape)
-      fail(op, "weight '" + *op.attr<std::string>("name") + "' has shape " +
-                   weight.shapeString() + ", expected " + shapeString(declaredShape));
+      fail(op, "weight '" + *op.attr<std::string>("name") + "' has shape " + weight.shapeString() +
+                   ", expected " + shapeString(declaredShape));
     return weight;
   }
   case OpKind::Add:
@@ -546,8 +548,7 @@ Tensor evaluateOp(const Op& op, const std::vector<const Tensor*>& operands,
   case OpKind::Not:
     return unary([](double a) { return double(a == 0); });
   case OpKind::Where:
-    return elementwise(op, operands, type,
-                       [](const double* a) { return a[0] != 0 ? a[1] : a[2]; });
+    return elementwise(op, operands, type, [](const double* a) { return a[0] != 0 ? a[1] : a[2]; });
   case OpKind::MatMul:
     return matmul(op, *operands[0], *operands[1]);
   case OpKind::ReduceMean:
@@ -623,8 +624,7 @@ Tensor evaluateOp(const Op& op, const std::vector<const Tensor*>& operands,
     return result;
   }
   case OpKind::Range: {
-    double start = operands[0]->data[0], limit = operands[1]->data[0],
-           delta = operands[2]->data[0];
+    double start = operands[0]->data[0], limit = operands[1]->data[0], delta = operands[2]->data[0];
     if (delta == 0 || !std::isfinite(start) || !std::isfinite(limit) || !std::isfinite(delta))
       fail(op, "needs a finite start and limit and a non-zero delta");
     double count = std::max(std::ceil((limit - start) / delta), 0.0);

@@ -29,7 +29,9 @@ struct Token {
   int col = 0;
 };
 
-bool isIdentifierStart(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
+bool isIdentifierStart(char c) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_';
+}
 bool isIdentifierChar(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.';
 }
@@ -56,9 +58,8 @@ public:
       token.text = name;
     } else if (isIdentifierStart(c)) {
       token.kind = TokenKind::Identifier;
-      token.text = readWhile([](char ch) {
-        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_';
-      });
+      token.text = readWhile(
+          [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_'; });
     } else if (std::isdigit(static_cast<unsigned char>(c))) {
       lexNumber(token);
     } else if (c == '"') {

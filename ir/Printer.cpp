@@ -41,14 +41,17 @@ std::string quoteString(const std::string& text) {
 
 namespace {
 
-template <typename List, typename Format> std::string formatList(const List& values, Format format) {
+template <typename List, typename Format>
+std::string formatList(const List& values, Format format) {
   std::string out = "[";
   for (size_t i = 0; i < values.size(); ++i)
     out += (i ? ", " : "") + format(values[i]);
   return out + "]";
 }
 
-std::string formatInteger(int64_t value) { return std::to_string(value); }
+std::string formatInteger(int64_t value) {
+  return std::to_string(value);
+}
 
 } // namespace
 

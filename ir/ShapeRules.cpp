@@ -28,8 +28,8 @@ public:
   void finish() const {
     for (const auto& [name, value] : op_.attrs)
       if (!read_.count(name))
-        throw UserError(op_.loc, "'" + std::string(op_.mnemonic()) + "' has no attribute '" +
-                                     name + "'");
+        throw UserError(op_.loc,
+                        "'" + std::string(op_.mnemonic()) + "' has no attribute '" + name + "'");
   }
 
 private:
@@ -57,8 +57,12 @@ private:
   throw UserError(op.loc, "'" + std::string(op.mnemonic()) + "' " + message);
 }
 
-const TensorType& operandType(const Op& op, size_t i) { return op.operands[i]->type; }
-const TensorType& declaredType(const Op& op) { return op.results[0]->type; }
+const TensorType& operandType(const Op& op, size_t i) {
+  return op.operands[i]->type;
+}
+const TensorType& declaredType(const Op& op) {
+  return op.results[0]->type;
+}
 
 void requireSameElementType(const Op& op) {
   for (size_t i = 1; i < op.operands.size(); ++i)
@@ -118,8 +122,8 @@ void checkShapeOperand(const Op& op, int64_t resultRank) {
 
 // Splits dims into the product of the static ones and the sorted list of the symbolic ones;
 // nullopt if any (other than `skip`) is unknown or the product overflows.
-std::optional<std::pair<int64_t, std::vector<std::string>>>
-factorDims(const std::vector<Dim>& dims, int skip = -1) {
+std::optional<std::pair<int64_t, std::vector<std::string>>> factorDims(const std::vector<Dim>& dims,
+                                                                       int skip = -1) {
   int64_t product = 1;
   std::vector<std::string> symbolic;
   for (int i = 0; i < static_cast<int>(dims.size()); ++i) {
@@ -282,8 +286,7 @@ TensorType inferSlice(const Op& op, AttrReader& attrs) {
     defaultAxes.push_back(static_cast<int64_t>(i));
   Ints axes = attrs.ints("axes", defaultAxes);
   Ints steps = attrs.ints("steps", Ints(starts.size(), 1));
-  if (ends.size() != starts.size() || axes.size() != starts.size() ||
-      steps.size() != starts.size())
+  if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
     fail(op, "starts, ends, axes and steps must have the same length");
   normalizeAxes(op, axes, input.rank()); // range and repeat checks
   TensorType result = input;
@@ -294,7 +297,8 @@ TensorType inferSlice(const Op& op, AttrReader& attrs) {
     const Dim& dim = input.dims[axis];
     bool wholeAxis = starts[i] == 0 && steps[i] == 1 && ends[i] >= kMaxDimValue;
     if (dim.isStatic())
-      result.dims[axis] = Dim::constant(slicedLength(dim.staticValue(), starts[i], ends[i], steps[i]));
+      result.dims[axis] =
+          Dim::constant(slicedLength(dim.staticValue(), starts[i], ends[i], steps[i]));
     else if (!wholeAxis)
       result.dims[axis] = Dim::unknown();
   }
@@ -326,9 +330,8 @@ TensorType inferUnsqueeze(const Op& op, AttrReader& attrs) {
   TensorType result{input.elementType, {}};
   size_t next = 0;
   for (int64_t i = 0; i < rank; ++i)
-    result.dims.push_back(std::binary_search(axes.begin(), axes.end(), i)
-                              ? Dim::constant(1)
-                              : input.dims[next++]);
+    result.dims.push_back(std::binary_search(axes.begin(), axes.end(), i) ? Dim::constant(1)
+                                                                          : input.dims[next++]);
   return result;
 }
 

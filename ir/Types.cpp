@@ -14,8 +14,8 @@ struct ElementTypeInfo {
   int64_t size;
 };
 constexpr ElementTypeInfo kElementTypes[] = {
-    {ElementType::F32, "f32", 4}, {ElementType::BF16, "bf16", 2}, {ElementType::F16, "f16", 2},
-    {ElementType::I64, "i64", 8}, {ElementType::I32, "i32", 4},   {ElementType::I8, "i8", 1},
+    {ElementType::F32, "f32", 4},  {ElementType::BF16, "bf16", 2}, {ElementType::F16, "f16", 2},
+    {ElementType::I64, "i64", 8},  {ElementType::I32, "i32", 4},   {ElementType::I8, "i8", 1},
     {ElementType::Bool, "bool", 1}};
 
 const ElementTypeInfo& info(ElementType type) {
@@ -25,12 +25,18 @@ const ElementTypeInfo& info(ElementType type) {
   GEMMA_INTERNAL_ASSERT(false, "unknown element type");
 }
 
-bool withinBounds(int64_t value) { return value >= -kMaxDimValue && value <= kMaxDimValue; }
+bool withinBounds(int64_t value) {
+  return value >= -kMaxDimValue && value <= kMaxDimValue;
+}
 
 } // namespace
 
-std::string_view elementTypeName(ElementType type) { return info(type).name; }
-int64_t elementSize(ElementType type) { return info(type).size; }
+std::string_view elementTypeName(ElementType type) {
+  return info(type).name;
+}
+int64_t elementSize(ElementType type) {
+  return info(type).size;
+}
 
 std::optional<ElementType> parseElementType(std::string_view name) {
   for (const auto& entry : kElementTypes)
@@ -104,7 +110,9 @@ Dim Dim::scaled(int64_t factor) const {
   return withinBounds(product.constant_) ? product : unknown();
 }
 
-Dim Dim::operator-(const Dim& other) const { return *this + other.scaled(-1); }
+Dim Dim::operator-(const Dim& other) const {
+  return *this + other.scaled(-1);
+}
 
 std::optional<int64_t> Dim::evaluate(const SymbolBindings& bindings) const {
   if (unknown_)

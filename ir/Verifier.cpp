@@ -50,11 +50,10 @@ void verifyGraph(const Graph& graph) {
     int numOperands = static_cast<int>(op.operands.size());
     if (numOperands < info.minOperands ||
         (info.maxOperands >= 0 && numOperands > info.maxOperands)) {
-      std::string expected =
-          info.minOperands == info.maxOperands ? std::to_string(info.minOperands)
-          : info.maxOperands < 0 ? "at least " + std::to_string(info.minOperands)
-                                 : std::to_string(info.minOperands) + " to " +
-                                       std::to_string(info.maxOperands);
+      std::string expected = info.minOperands == info.maxOperands ? std::to_string(info.minOperands)
+                             : info.maxOperands < 0 ? "at least " + std::to_string(info.minOperands)
+                                                    : std::to_string(info.minOperands) + " to " +
+                                                          std::to_string(info.maxOperands);
       throw UserError(op.loc, name + " takes " + expected + " operand(s), got " +
                                   std::to_string(numOperands));
     }

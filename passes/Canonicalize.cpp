@@ -10,10 +10,9 @@
 ///   squeeze(unsqueeze(x, a), a)                   ->  x
 /// (1 and 0 are splat constants.) Replaced ops are left dead for dce.
 
-#include "passes/Pass.h"
-
 #include "ir/Interpreter.h"
 #include "ir/ShapeRules.h"
+#include "passes/Pass.h"
 
 #include <algorithm>
 
@@ -162,6 +161,8 @@ private:
 
 } // namespace
 
-std::unique_ptr<Pass> createCanonicalizePass() { return std::make_unique<Canonicalize>(); }
+std::unique_ptr<Pass> createCanonicalizePass() {
+  return std::make_unique<Canonicalize>();
+}
 
 } // namespace gemma

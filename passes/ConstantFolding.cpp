@@ -9,9 +9,8 @@
 ///   %2 = mul(%0, %1) : f32[]            ->  %2 = constant() {value = [6.0]} : f32[]
 /// The replaced op is left dead for dce; the constant keeps its location.
 
-#include "passes/Pass.h"
-
 #include "ir/Interpreter.h"
+#include "passes/Pass.h"
 
 namespace gemma {
 
@@ -97,16 +96,17 @@ private:
       values = Floats(value.data.begin(), value.data.end());
     else
       values = Ints(value.data.begin(), value.data.end());
-    auto constant = std::make_unique<Op>(OpKind::Constant, std::vector<Value*>{},
-                                         std::vector<TensorType>{type},
-                                         std::map<std::string, Attribute>{{"value", values}},
-                                         op.loc);
+    auto constant =
+        std::make_unique<Op>(OpKind::Constant, std::vector<Value*>{}, std::vector<TensorType>{type},
+                             std::map<std::string, Attribute>{{"value", values}}, op.loc);
     return graph.insertBefore(position, std::move(constant))->result();
   }
 };
 
 } // namespace
 
-std::unique_ptr<Pass> createConstantFoldingPass() { return std::make_unique<ConstantFolding>(); }
+std::unique_ptr<Pass> createConstantFoldingPass() {
+  return std::make_unique<ConstantFolding>();
+}
 
 } // namespace gemma

@@ -1,6 +1,5 @@
-#include "passes/Pass.h"
-
 #include "ir/Verifier.h"
+#include "passes/Pass.h"
 
 #include <chrono>
 #include <cstdio>

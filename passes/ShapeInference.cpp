@@ -6,9 +6,8 @@
 ///   concat(f32[b,past,8], f32[b,seq,8]) {axis = 1} : f32[b,?,8]  ->  f32[b,past+seq,8]
 ///   matmul(f32[seq,16], f32[16,32]) : f32[?,?]                    ->  f32[seq,32]
 
-#include "passes/Pass.h"
-
 #include "ir/ShapeRules.h"
+#include "passes/Pass.h"
 
 namespace gemma {
 
@@ -39,6 +38,8 @@ public:
 
 } // namespace
 
-std::unique_ptr<Pass> createShapeInferencePass() { return std::make_unique<ShapeInference>(); }
+std::unique_ptr<Pass> createShapeInferencePass() {
+  return std::make_unique<ShapeInference>();
+}
 
 } // namespace gemma

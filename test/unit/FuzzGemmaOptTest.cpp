@@ -1,13 +1,12 @@
 // Malformed input never crashes gemma-opt: valid IR files are mutated at random (bytes deleted,
 // duplicated, flipped, inserted, truncated) and gemma-opt must exit 0 or 1, never by a signal, and
 // within a time bound, on every mutant.
-#include <gtest/gtest.h>
-
 #include <chrono>
 #include <csignal>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <gtest/gtest.h>
 #include <random>
 #include <sstream>
 #include <sys/wait.h>
@@ -90,9 +89,10 @@ std::string mutate(std::string text, std::mt19937_64& rng) {
         text[i] = static_cast<char>(text[i] ^ (1 << pick(8)));
       break;
     case 3: { // insert junk bytes or tokens of the syntax
-      static const char* tokens[] = {"%", "@", "[", "]", "{", "}", "(", ")", ",", ":", "=",
-                                     "?", "-", "*", "\"", "99999999999999999999", "1e400",
-                                     "graph", "return", "loc(", "f32[", "\xff\xfe", "\n"};
+      static const char* tokens[] = {
+          "%",     "@",     "[",      "]",    "{",    "}",        "(",  ")",
+          ",",     ":",     "=",      "?",    "-",    "*",        "\"", "99999999999999999999",
+          "1e400", "graph", "return", "loc(", "f32[", "\xff\xfe", "\n"};
       text.insert(at, pick(2) ? std::string(tokens[pick(23)])
                               : std::string(1, static_cast<char>(pick(256))));
       break;
@@ -103,8 +103,8 @@ std::string mutate(std::string text, std::mt19937_64& rng) {
     default: { // swap a number for an absurd one
       size_t digit = text.find_first_of("0123456789", at);
       if (digit != std::string::npos) {
-        static const char* absurd[] = {"0", "1099511627776", "-1", "4294967296", "65536",
-                                       "9223372036854775807"};
+        static const char* absurd[] = {"0",          "1099511627776", "-1",
+                                       "4294967296", "65536",         "9223372036854775807"};
         text.replace(digit, 1, absurd[pick(6)]);
       }
     }
@@ -120,7 +120,9 @@ TEST(GemmaOptFuzz, MutatedFilesExitCleanly) {
   fs::create_directories(dir);
   std::mt19937_64 rng(20261128);
   const std::vector<std::vector<std::string>> passLists = {
-      {"-O"}, {"--canonicalize", "--cse"}, {"--shape-inference", "--constant-fold", "--dce"},
+      {"-O"},
+      {"--canonicalize", "--cse"},
+      {"--shape-inference", "--constant-fold", "--dce"},
       {"--split-input-file", "-O", "--print-loc"}};
   int accepted = 0, rejected = 0;
   const int runs = 1000;
@@ -135,9 +137,10 @@ TEST(GemmaOptFuzz, MutatedFilesExitCleanly) {
     if (!result.exited || (result.exitCode != 0 && result.exitCode != 1)) {
       fs::path kept = dir / ("failure-" + std::to_string(i) + ".ir");
       fs::copy_file(path, kept, fs::copy_options::overwrite_existing);
-      FAIL() << "gemma-opt " << (result.timedOut ? "timed out"
-                                 : result.signal ? "died by signal " + std::to_string(result.signal)
-                                                 : "exited " + std::to_string(result.exitCode))
+      FAIL() << "gemma-opt "
+             << (result.timedOut ? "timed out"
+                 : result.signal ? "died by signal " + std::to_string(result.signal)
+                                 : "exited " + std::to_string(result.exitCode))
              << " on mutant " << i << ", kept at " << kept;
     }
     (result.exitCode == 0 ? accepted : rejected)++;

@@ -1,5 +1,4 @@
 #include "TestUtil.h"
-
 #include "ir/Builder.h"
 #include "ir/Printer.h"
 
@@ -11,8 +10,8 @@ using testing::userErrorOf;
 TEST(Builder, InfersResultTypesFromOperands) {
   Graph graph("attn");
   Builder b(graph);
-  Value* x = graph.addInput("x", {ElementType::F32, {Dim::symbol("batch"), Dim::symbol("seq"),
-                                                     Dim::constant(16)}});
+  Value* x = graph.addInput(
+      "x", {ElementType::F32, {Dim::symbol("batch"), Dim::symbol("seq"), Dim::constant(16)}});
   Value* w = b.weight("q_proj.weight", tensorType(ElementType::F32, {32, 16}));
   Value* wt = b.transpose(w, {1, 0});
   Value* q = b.matmul(x, wt);

@@ -2,7 +2,6 @@
 // make_interpreter_refs.py wrote them into interpreter/op_cases.json), plus the properties numpy
 // cannot state: rounding to each element type, symbol binding, run-time errors.
 #include "TestUtil.h"
-
 #include "ir/Builder.h"
 
 #include <cmath>
@@ -49,8 +48,7 @@ TEST(Interpreter, MatchesNumpyOnEveryOp) {
       for (size_t k = 0; k < expected.data.size(); ++k) {
         double bound = tolerance * std::max(1.0, std::fabs(expected.data[k]));
         ASSERT_LE(std::fabs(outputs[i].data[k] - expected.data[k]), bound)
-            << "element " << k << ": got " << outputs[i].data[k] << ", numpy "
-            << expected.data[k];
+            << "element " << k << ": got " << outputs[i].data[k] << ", numpy " << expected.data[k];
         ++checked;
       }
     }
@@ -81,8 +79,9 @@ TEST(Interpreter, WeightsComeFromTheProvider) {
   auto wrongShape = [](const std::string&, const TensorType&) {
     return Tensor(ElementType::F32, {4}, {1, 2, 3, 4});
   };
-  EXPECT_NE(userErrorOf([&] { interpret(graph, {}, wrongShape); }).find("has shape [4], expected [2,2]"),
-            std::string::npos);
+  EXPECT_NE(
+      userErrorOf([&] { interpret(graph, {}, wrongShape); }).find("has shape [4], expected [2,2]"),
+      std::string::npos);
 }
 
 TEST(Interpreter, RoundsToElementTypes) {

@@ -2,7 +2,6 @@
 // on 500 random graphs; malformed text gives a located error.
 #include "RandomGraph.h"
 #include "TestUtil.h"
-
 #include "ir/Printer.h"
 
 #include <cmath>
@@ -67,8 +66,8 @@ graph @g(%x: f32[seq-1, 2*seq+3]) { %y = exp(%x) : f32[seq-1,2*seq+3] loc("model
 }
 
 TEST(Parser, FloatsRoundTripBitExactly) {
-  for (double v : {0.1, 1.0 / 3.0, 1e-6, 6.02214076e23, 5e-324, 1.7976931348623157e308,
-                   -2.5, 100.0, 1e22}) {
+  for (double v :
+       {0.1, 1.0 / 3.0, 1e-6, 6.02214076e23, 5e-324, 1.7976931348623157e308, -2.5, 100.0, 1e22}) {
     std::string text = "graph @g() {\n  %0 = constant() {value = [" + formatFloat(v) +
                        "]} : f32[]\n  return %0\n}\n";
     auto graph = parseGraph(text);
@@ -104,7 +103,8 @@ TEST(Parser, ErrorsAreLocated) {
     const char* error;
   } cases[] = {
       {"", "t.ir:1:1: error: expected 'graph' but the input ended"},
-      {"graph @g(%x: f32[2]) {\n  %0 = exp(%x) : f32[2]\n", "t.ir:3:1: error: expected a result '%name' or 'return' but the input ended"},
+      {"graph @g(%x: f32[2]) {\n  %0 = exp(%x) : f32[2]\n",
+       "t.ir:3:1: error: expected a result '%name' or 'return' but the input ended"},
       {"graph @g(%x: f32[2]) {\n  %0 = frobnicate(%x) : f32[2]\n  return %0\n}",
        "t.ir:2:8: error: unknown op 'frobnicate'"},
       {"graph @g(%x: f32[2]) {\n  %0 = exp(%y) : f32[2]\n  return %0\n}",

@@ -1,10 +1,10 @@
 // The pass manager, and every pass as numeric equivalence: on random graphs, the interpreter gives
 // the same outputs before and after each pass alone and after the whole -O pipeline.
+#include "passes/Pass.h"
+
 #include "RandomGraph.h"
 #include "TestUtil.h"
-
 #include "ir/Printer.h"
-#include "passes/Pass.h"
 
 #include <sstream>
 
@@ -32,8 +32,9 @@ void checkEquivalence(const std::function<void(PassManager&)>& configure, uint64
     auto actual = interpret(*after, inputs);
     ASSERT_EQ(expected.size(), actual.size());
     for (size_t k = 0; k < expected.size(); ++k)
-      ASSERT_TRUE(sameTensor(expected[k], actual[k]))
-          << "output " << k << "\nbefore:\n" << printGraph(*before) << "after:\n" << printGraph(*after);
+      ASSERT_TRUE(sameTensor(expected[k], actual[k])) << "output " << k << "\nbefore:\n"
+                                                      << printGraph(*before) << "after:\n"
+                                                      << printGraph(*after);
   }
 }
 

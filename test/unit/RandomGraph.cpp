@@ -52,7 +52,9 @@ public:
 
 private:
   uint64_t pick(uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(rng_); }
-  double uniform(double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng_); }
+  double uniform(double lo, double hi) {
+    return std::uniform_real_distribution<double>(lo, hi)(rng_);
+  }
   Value* anyFloat() { return floats_[pick(floats_.size())]; }
 
   Location randomLocation() {
@@ -235,7 +237,8 @@ private:
       std::vector<TensorType> types;
       for (const auto& r : source->results)
         types.push_back(r->type);
-      remember(b.graph().append(source->kind, source->operands, types, source->attrs, source->loc)
+      remember(b.graph()
+                   .append(source->kind, source->operands, types, source->attrs, source->loc)
                    ->result());
       break;
     }
@@ -245,11 +248,10 @@ private:
     case 16: {
       int64_t start = static_cast<int64_t>(pick(3));
       double delta = 0.5 + static_cast<double>(pick(2));
-      Value* range = b.create(
-          OpKind::Range,
-          {b.scalar(ElementType::F32, static_cast<double>(start)), b.scalar(ElementType::F32, 4.5),
-           b.scalar(ElementType::F32, delta)},
-          {}, TensorType{ElementType::F32, {Dim::unknown()}});
+      Value* range = b.create(OpKind::Range,
+                              {b.scalar(ElementType::F32, static_cast<double>(start)),
+                               b.scalar(ElementType::F32, 4.5), b.scalar(ElementType::F32, delta)},
+                              {}, TensorType{ElementType::F32, {Dim::unknown()}});
       // A length the graph does not know must not meet other dims; a declared one may.
       if (pick(2)) {
         b.graph().addOutput(range);
@@ -266,7 +268,8 @@ private:
       std::vector<Dim> target = x->type.dims;
       target.insert(target.begin(), Dim::constant(2));
       Value* e = b.create(OpKind::Expand, {x}, {}, TensorType{ElementType::F32, target});
-      remember(b.create(OpKind::Gelu, {e}, {{"approximate", std::string(pick(2) ? "tanh" : "none")}}));
+      remember(
+          b.create(OpKind::Gelu, {e}, {{"approximate", std::string(pick(2) ? "tanh" : "none")}}));
     }
     }
   }
@@ -279,7 +282,9 @@ private:
 
 } // namespace
 
-std::unique_ptr<Graph> makeRandomGraph(std::mt19937_64& rng) { return RandomGraphMaker(rng).make(); }
+std::unique_ptr<Graph> makeRandomGraph(std::mt19937_64& rng) {
+  return RandomGraphMaker(rng).make();
+}
 
 std::vector<Tensor> makeRandomInputs(const Graph& graph, const SymbolBindings& bindings,
                                      std::mt19937_64& rng) {

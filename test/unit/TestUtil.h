@@ -29,7 +29,8 @@ inline std::string errorOfText(const std::string& text) {
 // Equal element for element; NaNs compare equal to NaNs.
 inline ::testing::AssertionResult sameTensor(const Tensor& a, const Tensor& b) {
   if (a.elementType != b.elementType || a.shape != b.shape)
-    return ::testing::AssertionFailure() << "shape " << a.shapeString() << " vs " << b.shapeString();
+    return ::testing::AssertionFailure()
+           << "shape " << a.shapeString() << " vs " << b.shapeString();
   for (size_t i = 0; i < a.data.size(); ++i) {
     bool bothNan = a.data[i] != a.data[i] && b.data[i] != b.data[i];
     if (!bothNan && a.data[i] != b.data[i])

@@ -1,5 +1,6 @@
-#include "ir/IR.h"
 #include "ir/Types.h"
+
+#include "ir/IR.h"
 
 #include <gtest/gtest.h>
 #include <set>
@@ -62,10 +63,12 @@ TEST(OpTable, MnemonicsAreUniqueAndLookUp) {
   EXPECT_EQ(lookupOp("rms_norm"), std::nullopt);
   // Every primitive a Gemma graph needs (GEMMA_SPEC.md sections 2 and 6) has a row.
   for (const char* name :
-       {"matmul", "add", "sub", "mul", "div", "pow", "sqrt", "rsqrt", "reciprocal", "neg", "exp",
-        "tanh", "erf", "cos", "sin", "reduce_mean", "reduce_sum", "reduce_max", "softmax", "gather",
-        "reshape", "transpose", "concat", "slice", "squeeze", "unsqueeze", "expand", "where", "cast",
-        "constant", "range", "equal", "less", "greater", "and", "or", "not", "shape", "weight"})
+       {"matmul",    "add",         "sub",        "mul",        "div",       "pow",     "sqrt",
+        "rsqrt",     "reciprocal",  "neg",        "exp",        "tanh",      "erf",     "cos",
+        "sin",       "reduce_mean", "reduce_sum", "reduce_max", "softmax",   "gather",  "reshape",
+        "transpose", "concat",      "slice",      "squeeze",    "unsqueeze", "expand",  "where",
+        "cast",      "constant",    "range",      "equal",      "less",      "greater", "and",
+        "or",        "not",         "shape",      "weight"})
     EXPECT_TRUE(lookupOp(name).has_value()) << name;
 }
 

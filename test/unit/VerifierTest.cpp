@@ -1,6 +1,5 @@
 // Each verifier rule with a case that must fail, and the location in its message.
 #include "TestUtil.h"
-
 #include "ir/Builder.h"
 
 namespace gemma {
@@ -57,20 +56,24 @@ TEST(Verifier, ElementTypes) {
   expectError(errorOfOp("%r = where(%a, %a, %a) : f32[2,3]"), "must be a bool tensor");
   expectError(errorOfOp("%r = and(%a, %a) : f32[2,3]"), "must be a bool tensor");
   expectError(errorOfOp("%r = gather(%b, %a) {axis = 0} : f32[2,3,4]"), "integer tensor");
-  expectError(errorOfOp("%r = less(%a, %a) : f32[2,3]"), "declared f32[2,3] but its operands give bool[2,3]");
+  expectError(errorOfOp("%r = less(%a, %a) : f32[2,3]"),
+              "declared f32[2,3] but its operands give bool[2,3]");
 }
 
 TEST(Verifier, ShapeRules) {
   expectError(errorOfOp("%r = matmul(%a, %a) : f32[2,3]"), "contraction dims differ");
   expectError(errorOfOp("%r = add(%a, %b) : f32[2,3]"), "cannot broadcast dim 2 with 3");
-  expectError(errorOfOp("%r = exp(%a) : f32[2,4]"), "declared f32[2,4] but its operands give f32[2,3]");
+  expectError(errorOfOp("%r = exp(%a) : f32[2,4]"),
+              "declared f32[2,4] but its operands give f32[2,3]");
   expectError(errorOfOp("%r = exp(%a) : f32[2]"), "declared f32[2]");
   expectError(errorOfOp("%r = reshape(%a) : f32[7]"), "cannot reshape f32[2,3] to f32[7]: 6 vs 7");
-  EXPECT_NE(errorOfText("graph @g(%x: f32[seq,4]) {\n  %r = reshape(%x) : f32[seq,2,3]\n  return %r\n}")
-                .find("cannot reshape f32[seq,4] to f32[seq,2,3]: 4 vs 6 elements"),
-            std::string::npos);
+  EXPECT_NE(
+      errorOfText("graph @g(%x: f32[seq,4]) {\n  %r = reshape(%x) : f32[seq,2,3]\n  return %r\n}")
+          .find("cannot reshape f32[seq,4] to f32[seq,2,3]: 4 vs 6 elements"),
+      std::string::npos);
   expectError(errorOfOp("%r = squeeze(%a) {axes = [0]} : f32[3]"), "which is not 1");
-  expectError(errorOfOp("%r = concat(%a, %b) {axis = 0} : f32[5,3]"), "differ outside the concat axis");
+  expectError(errorOfOp("%r = concat(%a, %b) {axis = 0} : f32[5,3]"),
+              "differ outside the concat axis");
   expectError(errorOfOp("%r = matmul(%i, %i) : i64[2]"), "rank >= 2");
   expectError(errorOfOp("%r = range(%a, %a, %a) : f32[?]"), "must be scalars");
 }
@@ -127,8 +130,9 @@ TEST(Verifier, SSADefinedOnce) {
 }
 
 TEST(Verifier, GraphSignature) {
-  EXPECT_NE(errorOfText("graph @g(%x: f32[2], %x: f32[2]) {\n  return %x\n}\n").find("already defined"),
-            std::string::npos);
+  EXPECT_NE(
+      errorOfText("graph @g(%x: f32[2], %x: f32[2]) {\n  return %x\n}\n").find("already defined"),
+      std::string::npos);
   Graph graph;
   graph.addInput("0bad", tensorType(ElementType::F32, {2}));
   EXPECT_NE(userErrorOf([&] { verifyGraph(graph); }).find("not a valid identifier"),
