@@ -34,9 +34,10 @@ Op::Op(OpKind kind, std::vector<Value*> operands, const std::vector<TensorType>&
     results.push_back(std::make_unique<Value>(resultTypes[i], this, static_cast<int>(i)));
 }
 
-Value* Graph::addInput(std::string inputName, TensorType type) {
+Value* Graph::addInput(std::string inputName, TensorType type, Location loc) {
   inputs.push_back(std::make_unique<Value>(std::move(type), nullptr,
-                                           static_cast<int>(inputs.size()), std::move(inputName)));
+                                           static_cast<int>(inputs.size()), std::move(inputName),
+                                           std::move(loc)));
   return inputs.back().get();
 }
 
@@ -74,7 +75,7 @@ std::unique_ptr<Graph> Graph::clone() const {
   auto copy = std::make_unique<Graph>(name);
   std::map<const Value*, Value*> remap;
   for (const auto& input : inputs)
-    remap[input.get()] = copy->addInput(input->name, input->type);
+    remap[input.get()] = copy->addInput(input->name, input->type, input->loc);
   for (const auto& op : ops) {
     std::vector<Value*> operands;
     for (const Value* operand : op->operands) {
@@ -90,7 +91,7 @@ std::unique_ptr<Graph> Graph::clone() const {
       remap[op->results[i].get()] = newOp->result(i);
   }
   for (const Output& output : outputs)
-    copy->addOutput(remap.at(output.value), output.name);
+    copy->addOutput(remap.at(output.value), output.name, output.loc);
   return copy;
 }
 

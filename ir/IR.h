@@ -74,14 +74,15 @@ class Op;
 
 class Value {
 public:
-  Value(TensorType type, Op* definingOp, int resultIndex, std::string name = "")
+  Value(TensorType type, Op* definingOp, int resultIndex, std::string name = "", Location loc = {})
       : type(std::move(type)), definingOp(definingOp), resultIndex(resultIndex),
-        name(std::move(name)) {}
+        name(std::move(name)), loc(std::move(loc)) {}
 
   TensorType type;
   Op* definingOp;   // null for a graph input
   int resultIndex;  // index among the defining op's results, or among the graph inputs
   std::string name; // graph inputs only: their name in the signature
+  Location loc;     // graph inputs only: where the signature declares them
   bool isGraphInput() const { return definingOp == nullptr; }
 };
 
@@ -112,6 +113,7 @@ public:
   struct Output {
     Value* value;
     std::string name; // may be empty
+    Location loc;     // where the return names it
   };
   using OpList = std::list<std::unique_ptr<Op>>;
 
@@ -119,13 +121,13 @@ public:
   Graph(const Graph&) = delete;
   Graph& operator=(const Graph&) = delete;
 
-  Value* addInput(std::string inputName, TensorType type);
+  Value* addInput(std::string inputName, TensorType type, Location loc = {});
   // Appends at the end, or inserts before `position`.
   Op* append(OpKind kind, std::vector<Value*> operands, const std::vector<TensorType>& resultTypes,
              std::map<std::string, Attribute> attrs = {}, Location loc = {});
   Op* insertBefore(OpList::iterator position, std::unique_ptr<Op> op);
-  void addOutput(Value* value, std::string outputName = "") {
-    outputs.push_back({value, std::move(outputName)});
+  void addOutput(Value* value, std::string outputName = "", Location loc = {}) {
+    outputs.push_back({value, std::move(outputName), std::move(loc)});
   }
 
   // Every use of `from` (as an operand or graph output) becomes a use of `to`.

@@ -702,6 +702,14 @@ std::vector<Tensor> interpret(const Graph& graph, const std::vector<Tensor>& inp
   SymbolBindings bindings;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Value& input = *graph.inputs[i];
+    int64_t count = 1;
+    for (int64_t d : inputs[i].shape)
+      if (d < 0 || __builtin_mul_overflow(count, d, &count))
+        count = -1;
+    if (count != inputs[i].numElements())
+      throw UserError(Location::named("input %" + input.name),
+                      "tensor of shape " + inputs[i].shapeString() + " holds " +
+                          std::to_string(inputs[i].numElements()) + " values");
     if (inputs[i].elementType != input.type.elementType ||
         static_cast<int64_t>(inputs[i].shape.size()) != input.type.rank())
       throw UserError(Location::named("input %" + input.name),

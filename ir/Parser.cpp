@@ -265,13 +265,14 @@ private:
     do {
       if (current_.kind != TokenKind::ValueName)
         error("expected an input '%name'" + found());
+      Location loc = here();
       Token name = take();
       if (values_.count(name.text))
         lexer_.error(name, "value %" + name.text + " is already defined");
       if (!isValidValueName(name.text))
         lexer_.error(name, "input name %" + name.text + " must start with a letter or '_'");
       expectPunctuation(":");
-      values_[name.text] = graph_->addInput(name.text, parseType());
+      values_[name.text] = graph_->addInput(name.text, parseType(), loc);
     } while (consumePunctuation(","));
     expectPunctuation(")");
   }
@@ -522,6 +523,7 @@ private:
     if (isPunctuation("}"))
       return;
     do {
+      Location loc = here();
       Value* value = parseValueUse();
       std::string name;
       if (isKeyword("as")) {
@@ -530,7 +532,7 @@ private:
           error("expected an output name string after 'as'" + found());
         name = take().text;
       }
-      graph_->addOutput(value, name);
+      graph_->addOutput(value, name, loc);
     } while (consumePunctuation(","));
   }
 

@@ -34,7 +34,9 @@ void verifyGraph(const Graph& graph) {
   std::set<const Value*> defined;
   std::set<std::string> inputNames;
   for (const auto& input : graph.inputs) {
-    Location loc = Location::named("graph input %" + input->name);
+    Location loc = input->loc;
+    if (loc.origin.empty())
+      loc.origin = "graph input %" + input->name;
     if (!isValidValueName(input->name))
       throw UserError(loc, "input name is not a valid identifier");
     if (!inputNames.insert(input->name).second)
@@ -82,8 +84,11 @@ void verifyGraph(const Graph& graph) {
   }
 
   std::set<std::string> outputNames;
-  for (const Graph::Output& output : graph.outputs) {
-    Location loc = Location::named("graph output" + (output.name.empty() ? "" : " " + output.name));
+  for (size_t i = 0; i < graph.outputs.size(); ++i) {
+    const Graph::Output& output = graph.outputs[i];
+    Location loc = output.loc;
+    if (loc.origin.empty())
+      loc.origin = "graph output " + (output.name.empty() ? std::to_string(i) : output.name);
     if (!output.value || !defined.count(output.value))
       throw UserError(loc, "returns a value that is not defined in the graph");
     if (!output.name.empty() && !outputNames.insert(output.name).second)
