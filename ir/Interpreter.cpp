@@ -253,36 +253,41 @@ Tensor matmul(const Op& op, const Tensor& a, const Tensor& b) {
   return result;
 }
 
+// Visits every 1-D lane along the split axis: element e of lane `lane` is at base + e * stride.
+template <typename Visit> void forEachLane(const AxisSplit& s, Visit visit) {
+  for (int64_t o = 0; o < s.outer; ++o)
+    for (int64_t i = 0; i < s.inner; ++i)
+      visit(o * s.inner + i, o * s.extent * s.inner + i, s.inner);
+}
+
 Tensor softmax(const Op& op, const Tensor& input) {
   AxisSplit s = splitAt(input.shape, axisAttr(op, input));
   Tensor result = input;
-  for (int64_t o = 0; o < s.outer; ++o)
-    for (int64_t i = 0; i < s.inner; ++i) {
-      auto at = [&](int64_t e) -> double& { return result.data[(o * s.extent + e) * s.inner + i]; };
-      double maxValue = -INFINITY;
-      for (int64_t e = 0; e < s.extent; ++e)
-        maxValue = std::max(maxValue, at(e));
-      double sum = 0;
-      for (int64_t e = 0; e < s.extent; ++e)
-        sum += std::exp(at(e) - maxValue);
-      for (int64_t e = 0; e < s.extent; ++e)
-        at(e) = roundToElementType(std::exp(at(e) - maxValue) / sum, input.elementType);
-    }
+  forEachLane(s, [&](int64_t, int64_t base, int64_t stride) {
+    auto at = [&](int64_t e) -> double& { return result.data[base + e * stride]; };
+    double maxValue = -INFINITY;
+    for (int64_t e = 0; e < s.extent; ++e)
+      maxValue = std::max(maxValue, at(e));
+    double sum = 0;
+    for (int64_t e = 0; e < s.extent; ++e)
+      sum += std::exp(at(e) - maxValue);
+    for (int64_t e = 0; e < s.extent; ++e)
+      at(e) = roundToElementType(std::exp(at(e) - maxValue) / sum, input.elementType);
+  });
   return result;
 }
 
 Tensor cumsum(const Op& op, const Tensor& input) {
   AxisSplit s = splitAt(input.shape, axisAttr(op, input));
   Tensor result = input;
-  for (int64_t o = 0; o < s.outer; ++o)
-    for (int64_t i = 0; i < s.inner; ++i) {
-      double sum = 0;
-      for (int64_t e = 0; e < s.extent; ++e) {
-        double& v = result.data[(o * s.extent + e) * s.inner + i];
-        sum += v;
-        v = roundToElementType(sum, input.elementType);
-      }
+  forEachLane(s, [&](int64_t, int64_t base, int64_t stride) {
+    double sum = 0;
+    for (int64_t e = 0; e < s.extent; ++e) {
+      double& v = result.data[base + e * stride];
+      sum += v;
+      v = roundToElementType(sum, input.elementType);
     }
+  });
   return result;
 }
 
@@ -297,15 +302,13 @@ Tensor argmax(const Op& op, const Tensor& input) {
   else
     shape.erase(shape.begin() + axis);
   Tensor result = makeResult(op, ElementType::I64, shape);
-  for (int64_t o = 0; o < s.outer; ++o)
-    for (int64_t i = 0; i < s.inner; ++i) {
-      int64_t best = 0;
-      for (int64_t e = 1; e < s.extent; ++e)
-        if (input.data[(o * s.extent + e) * s.inner + i] >
-            input.data[(o * s.extent + best) * s.inner + i])
-          best = e;
-      result.data[o * s.inner + i] = static_cast<double>(best);
-    }
+  forEachLane(s, [&](int64_t lane, int64_t base, int64_t stride) {
+    int64_t best = 0;
+    for (int64_t e = 1; e < s.extent; ++e)
+      if (input.data[base + e * stride] > input.data[base + best * stride])
+        best = e;
+    result.data[lane] = static_cast<double>(best);
+  });
   return result;
 }
 
