@@ -33,6 +33,8 @@ Value* Builder::weight(const std::string& name, TensorType type) {
 }
 
 Value* Builder::cast(Value* x, ElementType to) {
+  if (x->type.elementType == to)
+    return x; // frontends cast "to the compute type" whatever it is; no op where it already is
   return create(OpKind::Cast, {x}, {}, TensorType{to, x->type.dims});
 }
 

@@ -27,7 +27,7 @@ public:
   Value* constant(ElementType type, const std::vector<int64_t>& dims, Attribute values);
   Value* scalar(ElementType type, double value);
   Value* weight(const std::string& name, TensorType type);
-  Value* cast(Value* x, ElementType to);
+  Value* cast(Value* x, ElementType to); // x itself if it already has that element type
   Value* reshape(Value* x, std::vector<Dim> dims);
 
   Value* binary(OpKind kind, Value* a, Value* b) { return create(kind, {a, b}); }

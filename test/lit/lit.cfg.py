@@ -6,9 +6,11 @@ import lit.formats
 
 config.name = "gemmac"
 config.test_format = lit.formats.ShTest(execute_external=True)
-config.suffixes = [".ir"]
+config.suffixes = [".ir", ".test"]
 config.excludes = ["Inputs"]
 config.test_source_root = os.path.dirname(os.path.abspath(__file__))
 config.environment["PATH"] = os.pathsep.join(
-    [config.gemmac_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", "")])
+    [config.gemmac_tools_dirs, config.llvm_tools_dir, config.environment.get("PATH", "")])
 config.substitutions.append(("%gemmac_examples", os.path.join(config.gemmac_source_root, "examples")))
+config.substitutions.append(
+    ("%fixtures", os.path.join(config.gemmac_source_root, "test", "fixtures")))

@@ -1,0 +1,288 @@
+#include "frontend/Safetensors.h"
+
+#include "ir/Diagnostics.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace gemma {
+
+namespace {
+
+using Json = nlohmann::json;
+namespace fs = std::filesystem;
+
+// As the safetensors reference implementation: a header above 100 MB is refused.
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+
+[[noreturn]] void fail(const std::string& file, const std::string& message) {
+  throw UserError(Location::named(file), message);
+}
+
+std::optional<ElementType> parseDtype(const std::string& dtype) {
+  if (dtype == "F32")
+    return ElementType::F32;
+  if (dtype == "BF16")
+    return ElementType::BF16;
+  if (dtype == "F16")
+    return ElementType::F16;
+  return std::nullopt;
+}
+
+bool isKnownUnsupportedDtype(const std::string& dtype) {
+  static const char* known[] = {"F64",     "I64", "I32",     "I16",     "I8",      "U8",
+                                "U16",     "U32", "U64",     "BOOL",    "F8_E4M3", "F8_E5M2",
+                                "F8_E8M0", "F4",  "F6_E2M3", "F6_E3M2", "C64"};
+  return std::find_if(std::begin(known), std::end(known),
+                      [&](const char* k) { return dtype == k; }) != std::end(known);
+}
+
+std::string readTextFile(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file)
+    fail(path, std::string("cannot be opened: ") + std::strerror(errno));
+  std::stringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+} // namespace
+
+std::string TensorView::shapeString() const {
+  return Tensor(elementType, shape, {}).shapeString();
+}
+
+std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+  auto result = std::unique_ptr<SafetensorsFile>(new SafetensorsFile());
+  result->path_ = path;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    fail(path, std::string("cannot be opened: ") + std::strerror(errno));
+  struct stat info;
+  if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+    ::close(fd);
+    fail(path, "is not a regular file");
+  }
+  auto size = static_cast<size_t>(info.st_size);
+  if (size > 0) {
+    void* mapping = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (mapping == MAP_FAILED) {
+      ::close(fd);
+      fail(path, std::string("cannot be mapped: ") + std::strerror(errno));
+    }
+    result->mapping_ = mapping;
+    result->mappingSize_ = size;
+  }
+  ::close(fd);
+  result->parseImage(static_cast<const uint8_t*>(result->mapping_), size);
+  return result;
+}
+
+std::unique_ptr<SafetensorsFile> SafetensorsFile::parse(const uint8_t* bytes, size_t size,
+                                                        const std::string& fileName) {
+  auto result = std::unique_ptr<SafetensorsFile>(new SafetensorsFile());
+  result->path_ = fileName;
+  result->parseImage(bytes, size);
+  return result;
+}
+
+SafetensorsFile::~SafetensorsFile() {
+  if (mapping_)
+    munmap(mapping_, mappingSize_);
+}
+
+void SafetensorsFile::parseImage(const uint8_t* bytes, size_t size) {
+  const std::string& file = path_;
+  if (size < 8)
+    fail(file,
+         "is truncated: " + std::to_string(size) + " bytes, less than the 8-byte header length");
+  uint64_t headerBytes = 0;
+  for (int i = 7; i >= 0; --i)
+    headerBytes = (headerBytes << 8) | bytes[i]; // little-endian
+  if (headerBytes > size - 8)
+    fail(file, "header length " + std::to_string(headerBytes) + " runs past the end of the file (" +
+                   std::to_string(size) + " bytes)");
+  if (headerBytes > kMaxHeaderBytes)
+    fail(file, "header length " + std::to_string(headerBytes) + " exceeds 100 MB");
+  const char* headerStart = reinterpret_cast<const char*>(bytes + 8);
+  Json header = Json::parse(headerStart, headerStart + headerBytes, nullptr, false);
+  if (header.is_discarded())
+    fail(file, "header is not valid JSON");
+  if (!header.is_object())
+    fail(file, "header must be a JSON object");
+
+  const uint8_t* data = bytes + 8 + headerBytes;
+  uint64_t dataBytes = size - 8 - headerBytes;
+  struct Range {
+    uint64_t begin, end;
+    std::string name;
+  };
+  std::vector<Range> ranges;
+  for (const auto& [name, entry] : header.items()) {
+    if (name == "__metadata__") {
+      if (!entry.is_object())
+        fail(file, "__metadata__ must be an object of strings");
+      for (const auto& [key, value] : entry.items()) {
+        if (!value.is_string())
+          fail(file, "__metadata__ '" + key + "' must be a string");
+        metadata_[key] = value.get<std::string>();
+      }
+      continue;
+    }
+    std::string where = "tensor '" + name + "': ";
+    if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") ||
+        !entry.contains("data_offsets"))
+      fail(file, where + "needs dtype, shape and data_offsets");
+    if (!entry.at("dtype").is_string())
+      fail(file, where + "dtype must be a string");
+    std::string dtype = entry.at("dtype").get<std::string>();
+    auto type = parseDtype(dtype);
+    if (!type)
+      fail(file, where + (isKnownUnsupportedDtype(dtype) ? "dtype " + dtype +
+                                                               " is not supported "
+                                                               "(F32, BF16 and F16 are)"
+                                                         : "unknown dtype '" + dtype + "'"));
+    const Json& shapeJson = entry.at("shape");
+    if (!shapeJson.is_array() || shapeJson.size() > static_cast<size_t>(kMaxRank))
+      fail(file, where + "shape must be a list of at most 16 dims");
+    std::vector<int64_t> shape;
+    uint64_t count = 1;
+    for (const Json& dim : shapeJson) {
+      if (!dim.is_number_unsigned() || dim.get<uint64_t>() > static_cast<uint64_t>(kMaxDimValue))
+        fail(file, where + "shape has an invalid dim " + dim.dump());
+      shape.push_back(dim.get<int64_t>());
+      if (__builtin_mul_overflow(count, dim.get<uint64_t>(), &count))
+        fail(file, where + "shape has too many elements");
+    }
+    const Json& offsets = entry.at("data_offsets");
+    if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
+        !offsets[1].is_number_unsigned())
+      fail(file, where + "data_offsets must be two non-negative integers");
+    uint64_t begin = offsets[0].get<uint64_t>(), end = offsets[1].get<uint64_t>();
+    if (begin > end || end > dataBytes)
+      fail(file, where + "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
+                     "] lie outside the data section (" + std::to_string(dataBytes) + " bytes)");
+    uint64_t expected = 0;
+    if (__builtin_mul_overflow(count, static_cast<uint64_t>(elementSize(*type)), &expected) ||
+        expected != end - begin)
+      fail(file, where + "shape " + shapeJson.dump() + " of " + dtype + " needs " +
+                     std::to_string(count) + " x " + std::to_string(elementSize(*type)) +
+                     " bytes, but data_offsets give " + std::to_string(end - begin));
+    ranges.push_back({begin, end, name});
+    tensors_[name] = TensorView{name, file, *type, shape, data + begin, end - begin};
+  }
+  std::sort(ranges.begin(), ranges.end(),
+            [](const Range& a, const Range& b) { return a.begin < b.begin; });
+  for (size_t i = 1; i < ranges.size(); ++i)
+    if (ranges[i].begin < ranges[i - 1].end)
+      fail(file, "tensors '" + ranges[i - 1].name + "' and '" + ranges[i].name +
+                     "' overlap in the data section");
+}
+
+WeightStore WeightStore::openFolder(const std::string& folder) {
+  WeightStore store;
+  fs::path dir(folder);
+  fs::path single = dir / "model.safetensors";
+  fs::path index = dir / "model.safetensors.index.json";
+  if (fs::exists(index)) {
+    std::string indexFile = index.string();
+    Json json = Json::parse(readTextFile(indexFile), nullptr, false);
+    if (json.is_discarded() || !json.is_object())
+      fail(indexFile, "is not a valid JSON object");
+    if (!json.contains("weight_map") || !json.at("weight_map").is_object())
+      fail(indexFile, "needs a 'weight_map' object");
+    std::map<std::string, size_t> shardOf;
+    for (const auto& [tensor, shard] : json.at("weight_map").items()) {
+      if (!shard.is_string())
+        fail(indexFile, "weight_map['" + tensor + "'] must be a file name");
+      std::string shardName = shard.get<std::string>();
+      // Shards are plain file names inside the folder: never a path that leaves it.
+      if (shardName.empty() || shardName.find('/') != std::string::npos || shardName == "." ||
+          shardName == "..")
+        fail(indexFile, "weight_map['" + tensor + "'] names '" + shardName +
+                            "', which is not a file in the checkpoint folder");
+      auto found = std::find(store.files_.begin(), store.files_.end(), (dir / shardName).string());
+      size_t shardIndex = found - store.files_.begin();
+      if (found == store.files_.end()) {
+        store.files_.push_back((dir / shardName).string());
+        store.shards_.push_back(SafetensorsFile::open((dir / shardName).string()));
+      }
+      shardOf[tensor] = shardIndex;
+    }
+    for (const auto& [tensor, shardIndex] : shardOf) {
+      const auto& tensors = store.shards_[shardIndex]->tensors();
+      auto it = tensors.find(tensor);
+      if (it == tensors.end())
+        fail(store.files_[shardIndex],
+             "tensor '" + tensor + "' is missing, but " + indexFile + " says it is here");
+      store.index_[tensor] = &it->second;
+    }
+    for (const auto& shard : store.shards_)
+      for (const auto& [name, view] : shard->tensors())
+        if (!shardOf.count(name))
+          fail(shard->path(), "tensor '" + name + "' is not listed in " + indexFile);
+  } else if (fs::exists(single)) {
+    store.files_.push_back(single.string());
+    store.shards_.push_back(SafetensorsFile::open(single.string()));
+    for (const auto& [name, view] : store.shards_.back()->tensors())
+      store.index_[name] = &view;
+  } else {
+    fail(folder, "has neither model.safetensors nor model.safetensors.index.json");
+  }
+  return store;
+}
+
+const TensorView* WeightStore::find(const std::string& name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : it->second;
+}
+
+Tensor WeightStore::load(const std::string& name) const {
+  const TensorView* view = find(name);
+  if (!view)
+    throw UserError("no tensor named '" + name + "' in the checkpoint");
+  return toTensor(*view);
+}
+
+Tensor toTensor(const TensorView& view) {
+  Tensor tensor = Tensor::zeros(view.elementType, view.shape);
+  size_t size = static_cast<size_t>(elementSize(view.elementType));
+  for (size_t i = 0; i < tensor.data.size(); ++i) {
+    const uint8_t* p = view.data + i * size;
+    switch (view.elementType) {
+    case ElementType::F32: {
+      float v;
+      std::memcpy(&v, p, 4);
+      tensor.data[i] = v;
+      break;
+    }
+    case ElementType::BF16: {
+      uint32_t bits = static_cast<uint32_t>(p[0] | (p[1] << 8)) << 16;
+      float v;
+      std::memcpy(&v, &bits, 4);
+      tensor.data[i] = v;
+      break;
+    }
+    case ElementType::F16: {
+      _Float16 v;
+      std::memcpy(&v, p, 2);
+      tensor.data[i] = static_cast<double>(v);
+      break;
+    }
+    default:
+      GEMMA_INTERNAL_ASSERT(false, "safetensors views hold float types only");
+    }
+  }
+  return tensor;
+}
+
+} // namespace gemma
