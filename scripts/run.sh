@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# The main job, as far as it exists today: build, then run gemma-opt's default pipeline on the
-# example RMSNorm graph and print the IR before and after. (Compiling and running a model comes
-# with the backend.)
+# The main job, as far as it exists today: build, import the bundled small Gemma checkpoint
+# (test/fixtures/hf/mqa_f32, made by transformers) into IR, run the default pipeline over it, and
+# run gemma-opt on the example RMSNorm graph. Compiling the model to a native program and
+# generating text come with the backend.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${GEMMAC_BUILD_DIR:-$root/build}"
 "$root/scripts/build.sh" >/dev/null
-example="${1:-$root/examples/rmsnorm.ir}"
-echo "== $example, as written"
-"$build/tools/gemma-opt/gemma-opt" "$example"
-echo "== after gemma-opt -O"
-"$build/tools/gemma-opt/gemma-opt" "$example" -O --time-passes
+model="${1:-$root/test/fixtures/hf/mqa_f32}"
+gemmac="$build/tools/gemmac/gemmac"
+gemma_opt="$build/tools/gemma-opt/gemma-opt"
+
+echo "== gemmac inspect $model"
+"$gemmac" inspect "$model"
+echo
+echo "== gemmac import $model | gemma-opt -O   (first layer's attention)"
+"$gemmac" import "$model" --print-loc | "$gemma_opt" -O --print-loc |
+  grep 'loc("model.layers.0.self_attn' | head -40
+echo
+echo "== gemma-opt -O examples/rmsnorm.ir"
+"$gemma_opt" "$root/examples/rmsnorm.ir" -O
