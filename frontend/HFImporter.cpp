@@ -2,6 +2,7 @@
 
 #include "ir/Builder.h"
 #include "ir/Interpreter.h"
+#include "ir/Rotary.h"
 #include "ir/Verifier.h"
 
 #include <cmath>
@@ -163,12 +164,7 @@ private:
   // freqs = positions * inv_freq, emb = concat(freqs, freqs); [batch,1,seq,H] in T.
   void buildRotaryTables() {
     at("model.rotary_emb");
-    Floats inverseFrequencies;
-    auto f32 = [](double v) { return static_cast<double>(static_cast<float>(v)); };
-    for (int64_t i = 0; i < c_.headDim; i += 2) {
-      double exponent = f32(f32(static_cast<double>(i)) / f32(static_cast<double>(c_.headDim)));
-      inverseFrequencies.push_back(f32(1.0 / f32(std::pow(f32(c_.ropeTheta), exponent))));
-    }
+    Floats inverseFrequencies = rotaryInverseFrequencies(c_.ropeTheta, c_.headDim);
     Value* invFreq = b_.constant(ElementType::F32, {c_.headDim / 2}, inverseFrequencies);
     Value* positions = b_.cast(positionIds_, ElementType::F32);
     positions = b_.create(OpKind::Unsqueeze, {positions}, {{"axes", Ints{2}}});

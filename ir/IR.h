@@ -30,6 +30,25 @@
 // - `shape(x)` is the i64 vector of x's dims.
 // - `constant {value}` holds a small literal (ints or floats, one per element, or one to splat);
 //   `weight {name}` reads a named tensor of the weights file: tensor data is never in the IR.
+//
+// Fused ops (made by the fusion passes). T is the result's element type; "in f32" means rounded to
+// f32 after each step, "round T" rounded to T; sums accumulate exactly before one rounding.
+// - `rms_norm(x, w) {eps, unit_offset}` over x's last axis, in f32: s = x^2, m = mean(s),
+//   r = rsqrt(m + eps), n = x * r, y = n * (unit_offset ? 1 + w : w); result round T.
+// - `rotary(x, positions) {theta, head_dim}`: x [batch,heads,seq,H], positions [batch,seq];
+//   inv_freq = rotaryInverseFrequencies(theta, H), f = positions * inv_freq (f32),
+//   cos/sin = round T of f32 cos/sin(concat(f, f)); result round T of
+//   round T(x * cos) + round T(rotate_half(x) * sin), rotate_half(x) = concat(-x[H/2:], x[:H/2]).
+//   `rotary(x, cos, sin) {head_dim}` takes the tables (broadcast to x) instead.
+// - `attention(q, k, v[, bias]) {num_heads N, num_kv_heads K, head_dim H, scale, softcap, window}`:
+//   q [batch,N,seq,H], k and v [batch,K,total,H]; query head n reads kv head n / (N/K). Scores
+//   round T(q.k), then round T(f32(scores * scale)); with softcap c > 0, round T(c * tanh(s / c));
+//   plus bias (broadcast to [batch,N,seq,total]) round T; with window w > 0, query i (at absolute
+//   index total - seq + i) sees keys j with (total - seq + i) - j < w only; softmax over keys in
+//   f32, round T; result round T(probs . v), [batch,N,seq,H].
+// - `gated_mlp(x, gate, up, down) {activation}`: round T(round T(act(round T(x.gate)) *
+//   round T(x.up)) . down), with gate, up [D,I] and down [I,D'] as matmul right operands;
+//   act is gelu with approximate "tanh" (gelu_tanh) or "none" (gelu).
 #pragma once
 
 #include "ir/Diagnostics.h"

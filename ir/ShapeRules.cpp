@@ -15,6 +15,9 @@ public:
   int64_t integer(const std::string& name, std::optional<int64_t> fallback = std::nullopt) {
     return get<int64_t>(name, "an integer", fallback);
   }
+  double real(const std::string& name, std::optional<double> fallback = std::nullopt) {
+    return get<double>(name, "a float", fallback);
+  }
   bool boolean(const std::string& name, std::optional<bool> fallback = std::nullopt) {
     return get<bool>(name, "a boolean", fallback);
   }
@@ -388,6 +391,111 @@ void checkConstant(const Op& op, AttrReader& attrs) {
                  std::to_string(*count) + " elements)");
 }
 
+// A static dim must equal an attribute; symbolic and unknown dims are checked at run time.
+void requireDim(const Op& op, const TensorType& type, int64_t index, int64_t expected,
+                const std::string& what) {
+  const Dim& dim = type.dims[index];
+  if (dim.isStatic() && dim.staticValue() != expected)
+    fail(op, what + " is " + std::to_string(expected) + " but the operand is " + type.str());
+}
+
+TensorType inferRmsNorm(const Op& op, AttrReader& attrs) {
+  requireFloat(op, 0);
+  requireFloat(op, 1);
+  const TensorType& x = operandType(op, 0);
+  const TensorType& w = operandType(op, 1);
+  if (x.rank() < 1 || w.rank() != 1 || !x.dims.back().compatibleWith(w.dims[0]))
+    fail(op, "needs x [..., D] and w [D], got " + x.str() + " and " + w.str());
+  attrs.boolean("unit_offset");
+  if (attrs.real("eps") < 0)
+    fail(op, "eps must be >= 0");
+  if (!isFloat(declaredType(op).elementType))
+    fail(op, "result must be a float tensor, got " + declaredType(op).str());
+  return {declaredType(op).elementType, x.dims};
+}
+
+TensorType inferRotary(const Op& op, AttrReader& attrs) {
+  requireFloat(op, 0);
+  const TensorType& x = operandType(op, 0);
+  if (x.rank() != 4)
+    fail(op, "needs x [batch,heads,seq,head_dim], got " + x.str());
+  int64_t headDim = attrs.integer("head_dim");
+  if (headDim < 2 || headDim % 2 != 0)
+    fail(op, "head_dim must be even and positive");
+  requireDim(op, x, 3, headDim, "head_dim");
+  if (op.operands.size() == 2) {
+    const TensorType& positions = operandType(op, 1);
+    if (!isInteger(positions.elementType) || positions.rank() != 2 ||
+        !positions.dims[0].compatibleWith(x.dims[0]) ||
+        !positions.dims[1].compatibleWith(x.dims[2]))
+      fail(op,
+           "needs positions [batch,seq] of integers for x " + x.str() + ", got " + positions.str());
+    if (!(attrs.real("theta") > 0))
+      fail(op, "theta must be positive");
+  } else {
+    for (size_t i = 1; i < 3; ++i) {
+      requireFloat(op, i);
+      broadcastShapes(x.dims, operandType(op, i).dims, op.loc);
+    }
+  }
+  return x;
+}
+
+TensorType inferAttention(const Op& op, AttrReader& attrs) {
+  for (size_t i = 0; i < 3; ++i)
+    requireFloat(op, i);
+  requireSameElementType(op);
+  const TensorType& q = operandType(op, 0);
+  const TensorType& k = operandType(op, 1);
+  const TensorType& v = operandType(op, 2);
+  if (q.rank() != 4 || k.rank() != 4 || v.rank() != 4)
+    fail(op, "needs q [batch,heads,seq,H], k and v [batch,kv_heads,total,H]");
+  int64_t heads = attrs.integer("num_heads"), kvHeads = attrs.integer("num_kv_heads"),
+          headDim = attrs.integer("head_dim");
+  if (heads < 1 || kvHeads < 1 || headDim < 1 || heads % kvHeads != 0)
+    fail(op, "num_heads must be a positive multiple of num_kv_heads");
+  requireDim(op, q, 1, heads, "num_heads");
+  requireDim(op, k, 1, kvHeads, "num_kv_heads");
+  requireDim(op, v, 1, kvHeads, "num_kv_heads");
+  for (const TensorType* t : {&q, &k, &v})
+    requireDim(op, *t, 3, headDim, "head_dim");
+  if (!k.dims[2].compatibleWith(v.dims[2]) || !q.dims[0].compatibleWith(k.dims[0]))
+    fail(op, "k and v must match: " + k.str() + " and " + v.str());
+  attrs.real("scale");
+  if (attrs.real("softcap", 0.0) < 0)
+    fail(op, "softcap must be >= 0");
+  if (attrs.integer("window", 0) < 0)
+    fail(op, "window must be >= 0");
+  if (op.operands.size() == 4) {
+    requireFloat(op, 3);
+    TensorType scores{q.elementType, {q.dims[0], q.dims[1], q.dims[2], k.dims[2]}};
+    auto shape = broadcastShapes(scores.dims, operandType(op, 3).dims, op.loc);
+    if (static_cast<int64_t>(shape.size()) != 4)
+      fail(op, "bias must broadcast to [batch,heads,seq,total]");
+  }
+  return {q.elementType, {q.dims[0], q.dims[1], q.dims[2], v.dims[3]}};
+}
+
+TensorType inferGatedMlp(const Op& op, AttrReader& attrs) {
+  requireSameElementType(op);
+  requireFloat(op, 0);
+  const TensorType& x = operandType(op, 0);
+  const TensorType& gate = operandType(op, 1);
+  const TensorType& up = operandType(op, 2);
+  const TensorType& down = operandType(op, 3);
+  if (x.rank() < 1 || gate.rank() != 2 || up.rank() != 2 || down.rank() != 2 ||
+      !x.dims.back().compatibleWith(gate.dims[0]) || !gate.dims[0].compatibleWith(up.dims[0]) ||
+      !gate.dims[1].compatibleWith(up.dims[1]) || !gate.dims[1].compatibleWith(down.dims[0]))
+    fail(op, "needs x [..., D], gate and up [D, I], down [I, D'], got " + x.str() + ", " +
+                 gate.str() + ", " + up.str() + ", " + down.str());
+  std::string activation = attrs.string("activation");
+  if (activation != "gelu_tanh" && activation != "gelu")
+    fail(op, "activation must be \"gelu_tanh\" or \"gelu\", got \"" + activation + "\"");
+  TensorType result = x;
+  result.dims.back() = down.dims[1];
+  return result;
+}
+
 } // namespace
 
 int64_t normalizeAxis(int64_t axis, int64_t rank, const Location& loc) {
@@ -576,6 +684,18 @@ std::vector<TensorType> inferResultTypes(const Op& op) {
     break;
   case OpKind::Shape:
     result = tensorType(ElementType::I64, {operandType(op, 0).rank()});
+    break;
+  case OpKind::RmsNorm:
+    result = inferRmsNorm(op, attrs);
+    break;
+  case OpKind::Rotary:
+    result = inferRotary(op, attrs);
+    break;
+  case OpKind::Attention:
+    result = inferAttention(op, attrs);
+    break;
+  case OpKind::GatedMlp:
+    result = inferGatedMlp(op, attrs);
     break;
   }
   attrs.finish();

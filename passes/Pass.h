@@ -48,8 +48,9 @@ public:
   explicit PassManager(PassManagerOptions options = {}) : options_(std::move(options)) {}
   void add(std::unique_ptr<Pass> pass) { passes_.push_back(std::move(pass)); }
   void add(std::string_view flag); // throws UserError for an unknown pass
-  // The default optimisation pipeline (-O), in order.
-  void addDefaultPipeline();
+  // The default optimisation pipeline (-O), in order, leaving out the passes named in `disabled`.
+  // Throws UserError for a name that is not a pass.
+  void addDefaultPipeline(const std::vector<std::string>& disabled = {});
   // Runs every pass in order. Throws UserError if a pass leaves a graph that does not verify.
   void run(Graph& graph);
   size_t size() const { return passes_.size(); }

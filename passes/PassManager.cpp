@@ -1,6 +1,7 @@
 #include "ir/Verifier.h"
 #include "passes/Pass.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -29,15 +30,29 @@ void PassManager::add(std::string_view flag) {
   add(info->create());
 }
 
-void PassManager::addDefaultPipeline() {
+void PassManager::addDefaultPipeline(const std::vector<std::string>& disabled) {
+  for (const std::string& name : disabled)
+    if (!lookupPass(name))
+      throw UserError("--disable-pass: '" + name + "' is not a pass (gemma-opt --help lists them)");
+  auto stage = [&](const char* name) {
+    if (std::find(disabled.begin(), disabled.end(), name) == disabled.end())
+      add(name);
+  };
   // Straight-line: make types precise, simplify, fold what became constant, share what is
-  // computed twice, then drop what nothing uses.
-  add("shape-inference");
-  add("canonicalize");
-  add("constant-fold");
-  add("canonicalize");
-  add("cse");
-  add("dce");
+  // computed twice (so a norm's input is one value), fuse Gemma's blocks, then share and drop
+  // what the fusions left.
+  stage("shape-inference");
+  stage("canonicalize");
+  stage("constant-fold");
+  stage("canonicalize");
+  stage("cse");
+  stage("dce");
+  stage("fuse-rmsnorm");
+  stage("fuse-rotary");
+  stage("fuse-attention");
+  stage("fuse-mlp");
+  stage("cse");
+  stage("dce");
 }
 
 void PassManager::run(Graph& graph) {

@@ -60,7 +60,10 @@ TEST(OpTable, MnemonicsAreUniqueAndLookUp) {
     EXPECT_GE(info.minOperands, 0);
     EXPECT_TRUE(info.maxOperands < 0 || info.maxOperands >= info.minOperands);
   }
-  EXPECT_EQ(lookupOp("rms_norm"), std::nullopt);
+  EXPECT_EQ(lookupOp("frobnicate"), std::nullopt);
+  // The fused ops the fusion passes make.
+  for (const char* name : {"rms_norm", "rotary", "attention", "gated_mlp"})
+    EXPECT_TRUE(lookupOp(name).has_value()) << name;
   // Every primitive a Gemma graph needs (GEMMA_SPEC.md sections 2 and 6) has a row.
   for (const char* name :
        {"matmul",    "add",         "sub",        "mul",        "div",       "pow",     "sqrt",

@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   std::string outputPath = "-";
   bool splitInputFile = false, printAfterAll = false, timePasses = false, printLocations = false;
   bool noVerifyEach = false;
+  std::vector<std::string> disabledPasses;
   app.add_option("input", inputPath, "Text IR file ('-' or nothing: standard input)");
   app.add_option("-o,--output", outputPath, "Where to write the result ('-': standard output)");
   app.add_flag("--split-input-file", splitInputFile,
@@ -72,10 +73,12 @@ int main(int argc, char** argv) {
   app.add_flag("--time-passes", timePasses, "Report the time taken by each pass (to stderr)");
   app.add_flag("--print-loc", printLocations, "Print each op's location");
   app.add_flag("--no-verify-each", noVerifyEach, "Do not verify the graph after each pass");
+  app.add_option("--disable-pass", disabledPasses, "Leave this pass out of -O (repeatable)");
   CLI::Option* defaultPipeline =
       app.add_flag("-O")
           ->description("Run the default pipeline: shape-inference, canonicalize, constant-fold, "
-                        "canonicalize, cse, dce")
+                        "canonicalize, cse, dce, fuse-rmsnorm, fuse-rotary, fuse-attention, "
+                        "fuse-mlp, cse, dce")
           ->group("Passes")
           ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   std::map<CLI::Option*, std::string> passFlags;
@@ -120,7 +123,7 @@ int main(int argc, char** argv) {
         PassManager passes(options);
         for (CLI::Option* option : app.parse_order()) {
           if (option == defaultPipeline)
-            passes.addDefaultPipeline();
+            passes.addDefaultPipeline(disabledPasses);
           else if (passFlags.count(option))
             passes.add(passFlags[option]);
         }

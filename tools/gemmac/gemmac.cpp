@@ -5,6 +5,7 @@
 
 #include "frontend/HFImporter.h"
 #include "ir/Printer.h"
+#include "passes/Pass.h"
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -109,6 +110,10 @@ int main(int argc, char** argv) {
   import->add_option("--head", headFlag, "causal-lm, model, seq-cls or token-cls");
   import->add_option("-o,--output", outputPath, "Where to write the IR ('-': standard output)");
   import->add_flag("--print-loc", printLocations, "Print each op's location (HF module path)");
+  bool optimize = false;
+  std::vector<std::string> disabledPasses;
+  import->add_flag("-O", optimize, "Run the default pipeline (fusions included) on the graph");
+  import->add_option("--disable-pass", disabledPasses, "Leave this pass out of -O (repeatable)");
 
   try {
     app.parse(argc, argv);
@@ -129,6 +134,11 @@ int main(int argc, char** argv) {
     if (inspect->parsed()) {
       printInspection(model, listTensors, std::cout);
       return 0;
+    }
+    if (optimize) {
+      PassManager passes;
+      passes.addDefaultPipeline(disabledPasses);
+      passes.run(*model.graph);
     }
     std::ofstream file;
     if (outputPath != "-") {
