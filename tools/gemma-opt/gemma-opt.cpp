@@ -3,6 +3,7 @@
 //   gemma-opt model.ir --canonicalize --cse --dce --print-after-all
 // Errors print as `file:line:col: error: message` and exit 1; internal errors exit 2.
 
+#include "ir/DotPrinter.h"
 #include "ir/Parser.h"
 #include "ir/Printer.h"
 #include "ir/Verifier.h"
@@ -65,6 +66,7 @@ int main(int argc, char** argv) {
   bool splitInputFile = false, printAfterAll = false, timePasses = false, printLocations = false;
   bool noVerifyEach = false;
   std::vector<std::string> disabledPasses;
+  std::string emit = "ir";
   app.add_option("input", inputPath, "Text IR file ('-' or nothing: standard input)");
   app.add_option("-o,--output", outputPath, "Where to write the result ('-': standard output)");
   app.add_flag("--split-input-file", splitInputFile,
@@ -74,6 +76,8 @@ int main(int argc, char** argv) {
   app.add_flag("--print-loc", printLocations, "Print each op's location");
   app.add_flag("--no-verify-each", noVerifyEach, "Do not verify the graph after each pass");
   app.add_option("--disable-pass", disabledPasses, "Leave this pass out of -O (repeatable)");
+  app.add_option("--emit", emit, "What to print: ir (text IR) or dot (Graphviz, fused ops filled)")
+      ->check(CLI::IsMember({"ir", "dot"}));
   CLI::Option* defaultPipeline =
       app.add_flag("-O")
           ->description("Run the default pipeline: shape-inference, canonicalize, constant-fold, "
@@ -128,7 +132,10 @@ int main(int argc, char** argv) {
             passes.add(passFlags[option]);
         }
         passes.run(*graph);
-        printGraph(*graph, out, options.printOptions);
+        if (emit == "dot")
+          printGraphAsDot(*graph, out);
+        else
+          printGraph(*graph, out, options.printOptions);
       } catch (const UserError& error) {
         std::cerr << error.formatted() << "\n";
         failed = true;
