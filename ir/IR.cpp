@@ -73,6 +73,7 @@ std::map<const Value*, int> Graph::useCounts() const {
 
 std::unique_ptr<Graph> Graph::clone() const {
   auto copy = std::make_unique<Graph>(name);
+  copy->attrs = attrs;
   std::map<const Value*, Value*> remap;
   for (const auto& input : inputs)
     remap[input.get()] = copy->addInput(input->name, input->type, input->loc);

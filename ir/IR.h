@@ -49,6 +49,12 @@
 // - `gated_mlp(x, gate, up, down) {activation}`: round T(round T(act(round T(x.gate)) *
 //   round T(x.up)) . down), with gate, up [D,I] and down [I,D'] as matmul right operands;
 //   act is gelu with approximate "tanh" (gelu_tanh) or "none" (gelu).
+// - `kv_cache_append(past, new) {max_batch, max_seq_len, cache_offset, cache_bytes}`: the value of
+//   concat(past, new, axis = 2) for past, new [batch,K,*,H], where past is a graph input holding a
+//   layer's keys or values. The result lives in that cache's fixed region,
+//   [max_batch,K,max_seq_len,H] at cache_offset in the KV-cache area: past is already there and
+//   only `new` is written, at rows [past, past+seq) - decoding appends in place. batch > max_batch
+//   or past+seq > max_seq_len is a run-time error (the prompt is longer than the compiled context).
 #pragma once
 
 #include "ir/Diagnostics.h"
@@ -160,6 +166,9 @@ public:
   std::vector<std::unique_ptr<Value>> inputs;
   OpList ops;
   std::vector<Output> outputs;
+  // Whole-graph facts a pass records (the memory plan's sizes and options), printed after the
+  // signature as `attributes {...}`.
+  std::map<std::string, Attribute> attrs;
 };
 
 } // namespace gemma

@@ -352,9 +352,8 @@ Tensor transpose(const Op& op, const Tensor& input) {
   return result;
 }
 
-Tensor concat(const Op& op, const std::vector<const Tensor*>& operands) {
+Tensor concat(const Op& op, const std::vector<const Tensor*>& operands, int64_t axis) {
   const Tensor& first = *operands[0];
-  int64_t axis = axisAttr(op, first);
   std::vector<int64_t> shape = first.shape;
   shape[axis] = 0;
   for (const Tensor* operand : operands) {
@@ -736,7 +735,7 @@ Tensor evaluateOp(const Op& op, const std::vector<const Tensor*>& operands,
   case OpKind::Transpose:
     return transpose(op, *operands[0]);
   case OpKind::Concat:
-    return concat(op, operands);
+    return concat(op, operands, axisAttr(op, *operands[0]));
   case OpKind::Slice:
     return slice(op, *operands[0]);
   case OpKind::Squeeze: {
@@ -813,6 +812,15 @@ Tensor evaluateOp(const Op& op, const std::vector<const Tensor*>& operands,
     return attention(op, operands);
   case OpKind::GatedMlp:
     return gatedMlp(op, operands);
+  case OpKind::KVCacheAppend: {
+    int64_t batch = operands[0]->shape[0];
+    int64_t total = operands[0]->shape[2] + operands[1]->shape[2];
+    if (batch > *op.attr<int64_t>("max_batch") || total > *op.attr<int64_t>("max_seq_len"))
+      fail(op, "holds at most " + std::to_string(*op.attr<int64_t>("max_batch")) + " rows of " +
+                   std::to_string(*op.attr<int64_t>("max_seq_len")) + " tokens; asked for " +
+                   std::to_string(batch) + " of " + std::to_string(total));
+    return concat(op, operands, 2);
+  }
   }
   GEMMA_INTERNAL_ASSERT(false, "unhandled op kind");
 }

@@ -201,6 +201,12 @@ public:
     auto graph = std::make_unique<Graph>(take().text);
     graph_ = graph.get();
     parseSignature();
+    if (isKeyword("attributes")) {
+      take();
+      if (!isPunctuation("{"))
+        error("expected '{' after 'attributes'" + found());
+      graph->attrs = parseAttributes();
+    }
     expectPunctuation("{");
     while (!isKeyword("return"))
       parseOp();

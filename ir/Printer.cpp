@@ -55,6 +55,13 @@ std::string formatInteger(int64_t value) {
 
 } // namespace
 
+std::string formatAttributes(const std::map<std::string, Attribute>& attrs) {
+  std::string out = "{";
+  for (const auto& [name, value] : attrs)
+    out += (out.size() > 1 ? ", " : "") + name + " = " + formatAttribute(value);
+  return out + "}";
+}
+
 std::string formatAttribute(const Attribute& attribute) {
   if (const auto* v = std::get_if<int64_t>(&attribute))
     return formatInteger(*v);
@@ -95,7 +102,10 @@ void printGraph(const Graph& graph, std::ostream& os, const PrintOptions& option
     names[input] = "%" + input->name;
     os << (i ? ", " : "") << names[input] << ": " << input->type.str();
   }
-  os << ") {\n";
+  os << ")";
+  if (!graph.attrs.empty())
+    os << " attributes " << formatAttributes(graph.attrs);
+  os << " {\n";
 
   int next = 0;
   for (const auto& op : graph.ops) {
@@ -108,15 +118,8 @@ void printGraph(const Graph& graph, std::ostream& os, const PrintOptions& option
     for (size_t i = 0; i < op->operands.size(); ++i)
       os << (i ? ", " : "") << nameOf(op->operands[i]);
     os << ")";
-    if (!op->attrs.empty()) {
-      os << " {";
-      bool first = true;
-      for (const auto& [name, value] : op->attrs) {
-        os << (first ? "" : ", ") << name << " = " << formatAttribute(value);
-        first = false;
-      }
-      os << "}";
-    }
+    if (!op->attrs.empty())
+      os << " " << formatAttributes(op->attrs);
     os << " : ";
     for (size_t i = 0; i < op->results.size(); ++i)
       os << (i ? ", " : "") << op->result(i)->type.str();

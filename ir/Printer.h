@@ -1,6 +1,6 @@
 // The one generic text syntax of the IR:
 //
-//   graph @name(%input: f32[batch,seq,64], ...) {
+//   graph @name(%input: f32[batch,seq,64], ...) [attributes {name = value, ...}] {
 //     %0 = mnemonic(%input, ...) {attr = value, ...} : f32[batch,seq,64] loc("origin")
 //     return %0 as "output_name", ...
 //   }
@@ -26,6 +26,7 @@ void printGraph(const Graph& graph, std::ostream& os, const PrintOptions& option
 std::string printGraph(const Graph& graph, const PrintOptions& options = {});
 
 std::string formatAttribute(const Attribute& attribute);
+std::string formatAttributes(const std::map<std::string, Attribute>& attrs); // {a = 1, b = 2.0}
 std::string formatFloat(double value);
 std::string quoteString(const std::string& text);
 

@@ -29,10 +29,19 @@ public:
   void markRead(const std::string& name) { read_.insert(name); }
 
   void finish() const {
-    for (const auto& [name, value] : op_.attrs)
+    for (const auto& [name, value] : op_.attrs) {
+      // Any op's result may carry its place in the planned arena (passes/PlanMemory.cpp).
+      if (name == "arena_offset" || name == "arena_bytes") {
+        const int64_t* v = std::get_if<int64_t>(&value);
+        if (!v || *v < 0)
+          throw UserError(op_.loc, "'" + std::string(op_.mnemonic()) + "' attribute '" + name +
+                                       "' must be a non-negative integer");
+        continue;
+      }
       if (!read_.count(name))
         throw UserError(op_.loc,
                         "'" + std::string(op_.mnemonic()) + "' has no attribute '" + name + "'");
+    }
   }
 
 private:
@@ -496,6 +505,28 @@ TensorType inferGatedMlp(const Op& op, AttrReader& attrs) {
   return result;
 }
 
+TensorType inferKVCacheAppend(const Op& op, AttrReader& attrs) {
+  requireSameElementType(op);
+  requireFloat(op, 0);
+  const TensorType& past = operandType(op, 0);
+  const TensorType& next = operandType(op, 1);
+  if (!op.operands[0]->isGraphInput())
+    fail(op, "appends to a cache that is not a graph input");
+  if (past.rank() != 4 || next.rank() != 4 || !past.dims[1].isStatic() || !past.dims[3].isStatic())
+    fail(op, "needs caches [batch,K,*,H] with static K and H, got " + past.str());
+  for (int64_t d : {0, 1, 3})
+    if (!past.dims[d].compatibleWith(next.dims[d]))
+      fail(op, "new rows " + next.str() + " do not fit the cache " + past.str());
+  for (const char* name : {"max_batch", "max_seq_len"})
+    if (attrs.integer(name) < 1)
+      fail(op, std::string(name) + " must be positive");
+  if (attrs.integer("cache_offset") < 0 || attrs.integer("cache_bytes") < 0)
+    fail(op, "cache_offset and cache_bytes must be non-negative");
+  TensorType result = past;
+  result.dims[2] = past.dims[2] + next.dims[2];
+  return result;
+}
+
 } // namespace
 
 int64_t normalizeAxis(int64_t axis, int64_t rank, const Location& loc) {
@@ -696,6 +727,9 @@ std::vector<TensorType> inferResultTypes(const Op& op) {
     break;
   case OpKind::GatedMlp:
     result = inferGatedMlp(op, attrs);
+    break;
+  case OpKind::KVCacheAppend:
+    result = inferKVCacheAppend(op, attrs);
     break;
   }
   attrs.finish();

@@ -13,13 +13,24 @@
 
 namespace gemma {
 
+// Compile-time bounds of a run, for the planning passes: the largest batch and the longest
+// sequence (past + new tokens) the compiled program will accept.
+struct PassOptions {
+  int64_t maxBatch = 1;
+  int64_t maxSeqLen = 256;
+};
+
 class Pass {
 public:
   virtual ~Pass() = default;
+  void setOptions(const PassOptions& options) { options_ = options; }
   // The flag name from Passes.def.
   virtual std::string_view name() const = 0;
   // Transforms the graph in place; returns whether anything changed.
   virtual bool run(Graph& graph) = 0;
+
+protected:
+  PassOptions options_;
 };
 
 #define GEMMA_PASS(Name, flag, summary) std::unique_ptr<Pass> create##Name##Pass();
@@ -40,6 +51,7 @@ struct PassManagerOptions {
   bool printAfterAll = false;
   bool timePasses = false;
   PrintOptions printOptions;
+  PassOptions passOptions;
   std::ostream* log = nullptr; // where IR dumps and timings go (stderr if null)
 };
 
@@ -51,6 +63,8 @@ public:
   // The default optimisation pipeline (-O), in order, leaving out the passes named in `disabled`.
   // Throws UserError for a name that is not a pass.
   void addDefaultPipeline(const std::vector<std::string>& disabled = {});
+  // Planning, after -O: the KV cache, then the activation arena (needs every dim bounded).
+  void addPlanningPipeline(const std::vector<std::string>& disabled = {});
   // Runs every pass in order. Throws UserError if a pass leaves a graph that does not verify.
   void run(Graph& graph);
   size_t size() const { return passes_.size(); }

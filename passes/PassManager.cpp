@@ -55,6 +55,12 @@ void PassManager::addDefaultPipeline(const std::vector<std::string>& disabled) {
   stage("dce");
 }
 
+void PassManager::addPlanningPipeline(const std::vector<std::string>& disabled) {
+  for (const char* name : {"plan-kv-cache", "plan-memory"})
+    if (std::find(disabled.begin(), disabled.end(), name) == disabled.end())
+      add(name);
+}
+
 void PassManager::run(Graph& graph) {
   std::ostream& log = options_.log ? *options_.log : std::cerr;
   using Clock = std::chrono::steady_clock;
@@ -62,6 +68,7 @@ void PassManager::run(Graph& graph) {
   double total = 0;
   for (const auto& pass : passes_) {
     auto start = Clock::now();
+    pass->setOptions(options_.passOptions);
     pass->run(graph);
     double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     timings.emplace_back(std::string(pass->name()), seconds);

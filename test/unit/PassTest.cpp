@@ -40,6 +40,9 @@ void checkEquivalence(const std::function<void(PassManager&)>& configure, uint64
 
 TEST(Passes, EachPassAlonePreservesNumbers) {
   for (const PassInfo& info : allPasses()) {
+    // The planning passes need every dim bounded; PlanTest.cpp runs them on random graphs.
+    if (info.flag.rfind("plan-", 0) == 0)
+      continue;
     SCOPED_TRACE(std::string(info.flag));
     int changed = 0;
     checkEquivalence([&](PassManager& pm) { pm.add(info.flag); }, 7, &changed);

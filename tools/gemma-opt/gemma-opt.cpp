@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
   bool noVerifyEach = false;
   std::vector<std::string> disabledPasses;
   std::string emit = "ir";
+  PassOptions passOptions;
   app.add_option("input", inputPath, "Text IR file ('-' or nothing: standard input)");
   app.add_option("-o,--output", outputPath, "Where to write the result ('-': standard output)");
   app.add_flag("--split-input-file", splitInputFile,
@@ -76,6 +77,11 @@ int main(int argc, char** argv) {
   app.add_flag("--print-loc", printLocations, "Print each op's location");
   app.add_flag("--no-verify-each", noVerifyEach, "Do not verify the graph after each pass");
   app.add_option("--disable-pass", disabledPasses, "Leave this pass out of -O (repeatable)");
+  app.add_option("--max-batch", passOptions.maxBatch, "Largest batch the plans allow (default 1)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  app.add_option("--max-seq-len", passOptions.maxSeqLen,
+                 "Longest sequence (past + new tokens) the plans allow (default 256)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   app.add_option("--emit", emit, "What to print: ir (text IR) or dot (Graphviz, fused ops filled)")
       ->check(CLI::IsMember({"ir", "dot"}));
   CLI::Option* defaultPipeline =
@@ -105,6 +111,7 @@ int main(int argc, char** argv) {
   options.timePasses = timePasses;
   options.verifyEach = !noVerifyEach;
   options.printOptions.printLocations = printLocations;
+  options.passOptions = passOptions;
 
   try {
     std::string text = readInput(inputPath);

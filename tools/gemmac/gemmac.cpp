@@ -5,6 +5,7 @@
 
 #include "frontend/HFImporter.h"
 #include "ir/Printer.h"
+#include "passes/MemoryPlanPicture.h"
 #include "passes/Pass.h"
 
 #include <CLI/CLI.hpp>
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <sstream>
 
 namespace {
 
@@ -92,6 +94,68 @@ void printInspection(const ImportedModel& model, bool listTensors, std::ostream&
   out << "\n";
 }
 
+int64_t graphAttr(const Graph& graph, const char* name) {
+  auto it = graph.attrs.find(name);
+  const int64_t* value = it == graph.attrs.end() ? nullptr : std::get_if<int64_t>(&it->second);
+  return value ? *value : 0;
+}
+
+// -O and the planning passes on a copy of the graph, then what the compiled program will hold.
+void printMemoryPlan(const ImportedModel& model, const PassOptions& bounds,
+                     const std::string& picturePath, std::ostream& out) {
+  auto graph = model.graph->clone();
+  PassManagerOptions options;
+  options.passOptions = bounds;
+  PassManager passes(options);
+  passes.addDefaultPipeline();
+  passes.addPlanningPipeline();
+  passes.run(*graph);
+  std::map<std::string_view, int> fused;
+  for (const auto& op : graph->ops)
+    if (op->kind == OpKind::RmsNorm || op->kind == OpKind::Rotary ||
+        op->kind == OpKind::Attention || op->kind == OpKind::GatedMlp ||
+        op->kind == OpKind::KVCacheAppend)
+      ++fused[op->mnemonic()];
+  out << "after -O: " << graph->ops.size() << " ops;";
+  for (const auto& [mnemonic, count] : fused)
+    out << " " << mnemonic << "=" << count;
+  out << "\n";
+  const GemmaConfig& c = model.config;
+  int64_t weights = graphAttr(*graph, "weights_bytes"), cache = graphAttr(*graph, "kv_cache_bytes"),
+          arena = graphAttr(*graph, "arena_bytes");
+  out << "memory plan (max batch " << bounds.maxBatch << ", max sequence " << bounds.maxSeqLen
+      << " tokens):\n";
+  out << "  weights      " << withCommas(weights) << " bytes (mmap'd, read-only)\n";
+  out << "  kv cache     " << withCommas(cache) << " bytes (" << c.numLayers
+      << " layers x K and V, [" << bounds.maxBatch << "," << c.numKVHeads << "," << bounds.maxSeqLen
+      << "," << c.headDim << "] " << elementTypeName(model.activationType) << " each)\n";
+  out << "  activations  " << withCommas(arena) << " bytes in "
+      << graphAttr(*graph, "arena_buffers") << " buffers (lower bound "
+      << withCommas(graphAttr(*graph, "arena_lower_bound")) << ")\n";
+  out << "  total        " << withCommas(weights + cache + arena) << " bytes\n";
+  if (picturePath.empty())
+    return;
+  std::ostringstream dot;
+  printMemoryPlanAsDot(*graph, dot);
+  bool svg = picturePath.size() > 4 && picturePath.substr(picturePath.size() - 4) == ".svg";
+  if (!svg) {
+    std::ofstream file(picturePath);
+    if (!(file << dot.str()))
+      throw UserError("--memory-plan: cannot write '" + picturePath + "'");
+    return;
+  }
+  std::string command = "neato -n2 -Tsvg -o '" + picturePath + "'";
+  if (picturePath.find('\'') != std::string::npos)
+    throw UserError("--memory-plan: the path may not contain a quote");
+  FILE* pipe = popen(command.c_str(), "w");
+  if (!pipe)
+    throw UserError("--memory-plan: cannot run neato (install graphviz)");
+  fwrite(dot.str().data(), 1, dot.str().size(), pipe);
+  if (pclose(pipe) != 0)
+    throw UserError("--memory-plan: neato failed to write '" + picturePath +
+                    "' (is graphviz installed?)");
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -100,10 +164,24 @@ int main(int argc, char** argv) {
   std::string folder, headFlag, outputPath = "-";
   bool listTensors = false, printLocations = false;
 
-  CLI::App* inspect = app.add_subcommand("inspect", "Print the model's config, weights and graph");
+  PassOptions bounds;
+  std::string memoryPlanPath;
+  CLI::App* inspect =
+      app.add_subcommand("inspect", "Print the model's config, weights, graph and planned memory");
   inspect->add_option("model", folder, "Hugging Face checkpoint folder")->required();
   inspect->add_option("--head", headFlag, "causal-lm, model, seq-cls or token-cls");
   inspect->add_flag("--tensors", listTensors, "List every tensor");
+  inspect->add_option("--memory-plan", memoryPlanPath,
+                      "Draw the activation arena over time: FILE.svg (rendered with Graphviz's "
+                      "neato) or FILE.dot");
+  for (CLI::App* command : {inspect}) {
+    command->add_option("--max-batch", bounds.maxBatch, "Largest batch to plan for (default 1)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+    command
+        ->add_option("--max-seq-len", bounds.maxSeqLen,
+                     "Longest sequence, past + new tokens, to plan for (default 256)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  }
 
   CLI::App* import = app.add_subcommand("import", "Print the model as text IR of primitive ops");
   import->add_option("model", folder, "Hugging Face checkpoint folder")->required();
@@ -133,6 +211,7 @@ int main(int argc, char** argv) {
     ImportedModel model = importHFCheckpoint(folder, head);
     if (inspect->parsed()) {
       printInspection(model, listTensors, std::cout);
+      printMemoryPlan(model, bounds, memoryPlanPath, std::cout);
       return 0;
     }
     if (optimize) {

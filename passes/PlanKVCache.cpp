@@ -1,0 +1,92 @@
+/// \file
+/// plan-kv-cache: gives every layer's keys and values a fixed region of the KV-cache area, sized by
+/// the compile-time bounds (--max-batch, --max-seq-len), and turns the concatenation that grows
+/// the cache into an in-place append:
+///
+///   %k = concat(%past.0.key, %new, axis = 2)   ->   %k = kv_cache_append(%past.0.key, %new)
+///        {cache_offset, cache_bytes, max_batch, max_seq_len}
+///
+/// for each concat on the sequence axis (2) of a graph input [batch,K,past,H] whose result feeds
+/// attention or is a graph output (the `present` cache). Region i holds
+/// [max_batch,K,max_seq_len,H] in the cache's element type, at the running offset, 64-byte
+/// aligned: the layout attention reads, rows of a sequence contiguous. The graph records the
+/// area's size as `kv_cache_bytes` with the bounds it was planned for.
+
+#include "ir/Builder.h"
+#include "passes/Pass.h"
+#include "passes/PatternMatch.h"
+
+#include <set>
+
+namespace gemma {
+
+namespace {
+
+using namespace pattern;
+
+constexpr int64_t kAlignment = 64;
+
+class PlanKVCache : public Pass {
+public:
+  std::string_view name() const override { return "plan-kv-cache"; }
+
+  bool run(Graph& graph) override {
+    std::set<const Value*> consumed; // values read by attention as k or v, or returned
+    for (const auto& op : graph.ops)
+      if (op->kind == OpKind::Attention)
+        consumed.insert({op->operands[1], op->operands[2]});
+    for (const Graph::Output& output : graph.outputs)
+      consumed.insert(output.value);
+
+    int64_t offset = 0;
+    bool changed = false;
+    for (auto it = graph.ops.begin(); it != graph.ops.end(); ++it) {
+      Op& op = **it;
+      if (op.kind == OpKind::KVCacheAppend) {
+        offset += *op.attr<int64_t>("cache_bytes"); // planned before: keep its region
+        continue;
+      }
+      const int64_t* axis = op.attr<int64_t>("axis");
+      if (op.kind != OpKind::Concat || op.operands.size() != 2 || !axis ||
+          (*axis != 2 && *axis != -2) || !op.operands[0]->isGraphInput() ||
+          op.operands[0]->type.rank() != 4 || !consumed.count(op.result()))
+        continue;
+      const TensorType& cache = op.operands[0]->type;
+      if (!cache.dims[1].isStatic() || !cache.dims[3].isStatic())
+        continue;
+      int64_t bytes = options_.maxBatch * cache.dims[1].staticValue() * options_.maxSeqLen *
+                      cache.dims[3].staticValue() * elementSize(cache.elementType);
+      bytes = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+      Builder b(graph);
+      b.setInsertPoint(it);
+      b.setLocation(op.loc);
+      try {
+        Value* append = b.create(OpKind::KVCacheAppend, {op.operands[0], op.operands[1]},
+                                 {{"max_batch", options_.maxBatch},
+                                  {"max_seq_len", options_.maxSeqLen},
+                                  {"cache_offset", offset},
+                                  {"cache_bytes", bytes}});
+        graph.replaceAllUsesWith(op.result(), append);
+      } catch (const UserError&) {
+        continue; // not a cache this pass understands: leave the concat
+      }
+      offset += bytes;
+      changed = true;
+    }
+    if (changed) {
+      removeDeadOps(graph);
+      graph.attrs["kv_cache_bytes"] = offset;
+      graph.attrs["max_batch"] = options_.maxBatch;
+      graph.attrs["max_seq_len"] = options_.maxSeqLen;
+    }
+    return changed;
+  }
+};
+
+} // namespace
+
+std::unique_ptr<Pass> createPlanKVCachePass() {
+  return std::make_unique<PlanKVCache>();
+}
+
+} // namespace gemma
