@@ -102,7 +102,7 @@ int64_t graphAttr(const Graph& graph, const char* name) {
 
 // -O and the planning passes on a copy of the graph, then what the compiled program will hold.
 void printMemoryPlan(const ImportedModel& model, const PassOptions& bounds,
-                     const std::string& picturePath, std::ostream& out) {
+                     const std::string& picturePath, bool listBuffers, std::ostream& out) {
   auto graph = model.graph->clone();
   PassManagerOptions options;
   options.passOptions = bounds;
@@ -133,6 +133,29 @@ void printMemoryPlan(const ImportedModel& model, const PassOptions& bounds,
       << graphAttr(*graph, "arena_buffers") << " buffers (lower bound "
       << withCommas(graphAttr(*graph, "arena_lower_bound")) << ")\n";
   out << "  total        " << withCommas(weights + cache + arena) << " bytes\n";
+  if (listBuffers) {
+    // One line per activation, in execution order: where it lives and from when to when.
+    std::vector<const Op*> ops;
+    for (const auto& op : graph->ops)
+      ops.push_back(op.get());
+    std::map<const Value*, size_t> lastRead;
+    for (size_t i = 0; i < ops.size(); ++i)
+      for (const Value* operand : ops[i]->operands)
+        lastRead[operand] = i;
+    for (const Graph::Output& output : graph->outputs)
+      lastRead[output.value] = ops.size();
+    out << "  buffers (offset, bytes, live ops, op):\n";
+    for (size_t i = 0; i < ops.size(); ++i) {
+      const int64_t* offset = ops[i]->attr<int64_t>("arena_offset");
+      if (!offset)
+        continue;
+      size_t last = lastRead.count(ops[i]->result()) ? lastRead[ops[i]->result()] : i;
+      out << "    " << withCommas(*offset) << " +"
+          << withCommas(*ops[i]->attr<int64_t>("arena_bytes")) << "  [" << i << ", " << last
+          << "]  %" << i << " = " << ops[i]->mnemonic() << " : " << ops[i]->result()->type.str()
+          << "\n";
+    }
+  }
   if (picturePath.empty())
     return;
   std::ostringstream dot;
@@ -174,15 +197,6 @@ int main(int argc, char** argv) {
   inspect->add_option("--memory-plan", memoryPlanPath,
                       "Draw the activation arena over time: FILE.svg (rendered with Graphviz's "
                       "neato) or FILE.dot");
-  for (CLI::App* command : {inspect}) {
-    command->add_option("--max-batch", bounds.maxBatch, "Largest batch to plan for (default 1)")
-        ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
-    command
-        ->add_option("--max-seq-len", bounds.maxSeqLen,
-                     "Longest sequence, past + new tokens, to plan for (default 256)")
-        ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
-  }
-
   CLI::App* import = app.add_subcommand("import", "Print the model as text IR of primitive ops");
   import->add_option("model", folder, "Hugging Face checkpoint folder")->required();
   import->add_option("--head", headFlag, "causal-lm, model, seq-cls or token-cls");
@@ -192,6 +206,20 @@ int main(int argc, char** argv) {
   std::vector<std::string> disabledPasses;
   import->add_flag("-O", optimize, "Run the default pipeline (fusions included) on the graph");
   import->add_option("--disable-pass", disabledPasses, "Leave this pass out of -O (repeatable)");
+  bool listBuffers = false;
+  inspect->add_flag("--buffers", listBuffers,
+                    "List every planned activation: offset, bytes, live range, op");
+  bool plan = false;
+  import->add_flag("--plan", plan,
+                   "After -O, plan the KV cache and the arena (offsets recorded on the ops)");
+  for (CLI::App* command : {inspect, import}) {
+    command->add_option("--max-batch", bounds.maxBatch, "Largest batch to plan for (default 1)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+    command
+        ->add_option("--max-seq-len", bounds.maxSeqLen,
+                     "Longest sequence, past + new tokens, to plan for (default 256)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  }
 
   try {
     app.parse(argc, argv);
@@ -211,12 +239,16 @@ int main(int argc, char** argv) {
     ImportedModel model = importHFCheckpoint(folder, head);
     if (inspect->parsed()) {
       printInspection(model, listTensors, std::cout);
-      printMemoryPlan(model, bounds, memoryPlanPath, std::cout);
+      printMemoryPlan(model, bounds, memoryPlanPath, listBuffers, std::cout);
       return 0;
     }
-    if (optimize) {
-      PassManager passes;
+    if (optimize || plan) {
+      PassManagerOptions options;
+      options.passOptions = bounds;
+      PassManager passes(options);
       passes.addDefaultPipeline(disabledPasses);
+      if (plan)
+        passes.addPlanningPipeline();
       passes.run(*model.graph);
     }
     std::ofstream file;
