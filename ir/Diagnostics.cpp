@@ -1,5 +1,7 @@
 #include "ir/Diagnostics.h"
 
+#include <iostream>
+
 namespace gemma {
 
 std::string formatDiagnostic(const Location& loc, const std::string& severity,
@@ -12,6 +14,18 @@ std::string formatDiagnostic(const Location& loc, const std::string& severity,
   if (!loc.origin.empty())
     out += loc.origin + ": ";
   return out + message;
+}
+
+int runReportingErrors(const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const UserError& error) {
+    std::cerr << error.formatted() << "\n";
+    return 1;
+  } catch (const std::exception& error) {
+    std::cerr << "internal error: " << error.what() << "\n";
+    return 2;
+  }
 }
 
 void internalError(const char* file, int line, const std::string& message) {

@@ -2,6 +2,7 @@
 // and a compiler bug (an internal invariant that failed). Tools print the first and exit 1.
 #pragma once
 
+#include <functional>
 #include <stdexcept>
 #include <string>
 
@@ -47,6 +48,10 @@ public:
 };
 
 [[noreturn]] void internalError(const char* file, int line, const std::string& message);
+
+// Runs a tool's body: a UserError is printed as a diagnostic and gives exit code 1, anything else
+// is an internal error (exit code 2); otherwise the body's own exit code.
+int runReportingErrors(const std::function<int()>& body);
 
 } // namespace gemma
 

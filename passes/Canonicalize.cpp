@@ -13,6 +13,7 @@
 #include "ir/Interpreter.h"
 #include "ir/ShapeRules.h"
 #include "passes/Pass.h"
+#include "passes/PatternMatch.h"
 
 #include <algorithm>
 
@@ -20,25 +21,8 @@ namespace gemma {
 
 namespace {
 
-// The value of a constant whose elements are all equal, if `value` is one.
-std::optional<double> splatValue(const Value* value) {
-  if (!value->definingOp || value->definingOp->kind != OpKind::Constant)
-    return std::nullopt;
-  std::vector<double> values;
-  if (const Ints* ints = value->definingOp->attr<Ints>("value"))
-    values.assign(ints->begin(), ints->end());
-  else if (const Floats* floats = value->definingOp->attr<Floats>("value"))
-    values = *floats;
-  if (values.empty())
-    return std::nullopt;
-  for (double v : values)
-    if (v != values[0])
-      return std::nullopt;
-  return roundToElementType(values[0], value->type.elementType);
-}
-
 bool isSplat(const Value* value, double expected) {
-  auto splat = splatValue(value);
+  auto splat = pattern::splat(value);
   return splat && *splat == expected;
 }
 

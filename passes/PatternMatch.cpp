@@ -1,5 +1,6 @@
 #include "passes/PatternMatch.h"
 
+#include "ir/Interpreter.h"
 #include "passes/Pass.h"
 
 #include <cmath>
@@ -13,7 +14,16 @@ const Value* throughCasts(const Value* v) {
 }
 
 std::optional<double> splat(const Value* v) {
-  Op* constant = producer(throughCasts(v), OpKind::Constant);
+  // Through casts between float types only (an int cast would change the value), rounding to
+  // the type of the value asked about.
+  if (Op* cast = producer(v, OpKind::Cast)) {
+    if (!isFloat(v->type.elementType) || !isFloat(cast->operands[0]->type.elementType))
+      return std::nullopt;
+    auto inner = splat(cast->operands[0]);
+    return inner ? std::optional<double>(roundToElementType(*inner, v->type.elementType))
+                 : std::nullopt;
+  }
+  Op* constant = producer(v, OpKind::Constant);
   if (!constant)
     return std::nullopt;
   std::vector<double> values;
@@ -26,7 +36,7 @@ std::optional<double> splat(const Value* v) {
   for (double value : values)
     if (value != values[0])
       return std::nullopt;
-  return values[0];
+  return values[0]; // as written: eps = 1e-06 stays 1e-06 in a fused op's attribute
 }
 
 bool isSplat(const Value* v, double expected) {

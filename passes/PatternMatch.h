@@ -19,7 +19,8 @@ inline Op* producer(const Value* v, OpKind kind) {
 // The value a chain of casts starts from (v itself if it is not a cast).
 const Value* throughCasts(const Value* v);
 
-// The single value of a constant whose elements are all equal (looking through casts).
+// The single value of a constant whose elements are all equal, as written (looking through
+// casts between float types, rounded to the type each cast gives).
 std::optional<double> splat(const Value* v);
 // A splat within a relative 1e-6 of `expected` (constants written in exporters' decimals).
 bool isSplat(const Value* v, double expected);

@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
   options.printOptions.printLocations = printLocations;
   options.passOptions = passOptions;
 
-  try {
+  return runReportingErrors([&] {
     std::string text = readInput(inputPath);
     std::ofstream outputFile;
     if (outputPath != "-") {
@@ -149,11 +149,5 @@ int main(int argc, char** argv) {
       }
     }
     return failed ? 1 : 0;
-  } catch (const UserError& error) {
-    std::cerr << error.formatted() << "\n";
-    return 1;
-  } catch (const std::exception& error) {
-    std::cerr << "internal error: " << error.what() << "\n";
-    return 2;
-  }
+  });
 }

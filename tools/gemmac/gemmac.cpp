@@ -228,7 +228,7 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 1;
   }
 
-  try {
+  return runReportingErrors([&] {
     std::optional<Head> head;
     if (!headFlag.empty()) {
       head = parseHeadName(headFlag);
@@ -259,11 +259,5 @@ int main(int argc, char** argv) {
     }
     printGraph(*model.graph, outputPath == "-" ? std::cout : file, {printLocations});
     return 0;
-  } catch (const UserError& error) {
-    std::cerr << error.formatted() << "\n";
-    return 1;
-  } catch (const std::exception& error) {
-    std::cerr << "internal error: " << error.what() << "\n";
-    return 2;
-  }
+  });
 }
