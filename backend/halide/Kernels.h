@@ -1,0 +1,36 @@
+// Halide pipelines for IR ops. A kernel takes each operand as an ImageParam and produces the
+// op's result; tensors are row-major, so a Halide dim i is the tensor's dim rank-1-i (the innermost
+// first). Static dims of the model are stated as constraints, so schedules may rely on them;
+// batch, seq and past stay run-time extents. Schedules are written by hand: the innermost dim
+// vectorised to the target's f32 lanes, the outermost parallel over Halide's thread pool.
+#pragma once
+
+#include "backend/Target.h"
+#include "ir/IR.h"
+
+#include <Halide.h>
+#include <string>
+#include <vector>
+
+namespace gemma {
+
+struct Kernel {
+  std::string name;
+  std::vector<Halide::ImageParam> inputs; // one per operand, in order
+  Halide::Func output;
+  std::vector<Halide::Argument> arguments() const;
+};
+
+// Compiles the kernel to an object file exporting `functionName` (halide_buffer_t* arguments,
+// operands then the result), without the Halide runtime: one runtime object serves every kernel
+// of a program (compileHalideRuntime).
+void compileKernelToObject(const Kernel& kernel, const std::string& objectPath,
+                           const std::string& functionName, TargetKind target);
+void compileHalideRuntime(const std::string& objectPath, TargetKind target);
+
+// Whether buildKernel handles this op (kind, element types) yet.
+bool hasKernel(const Op& op);
+// Builds the kernel for `op`; throws UserError if there is none for it.
+Kernel buildKernel(const Op& op, TargetKind target);
+
+} // namespace gemma
