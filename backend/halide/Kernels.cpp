@@ -1,6 +1,9 @@
 #include "backend/halide/Kernels.h"
 
+#include "ir/Rotary.h"
+
 #include <cmath>
+#include <limits>
 
 namespace gemma {
 
@@ -54,7 +57,7 @@ ImageParam operandParam(const Op& op, size_t i, const std::string& name) {
 
 // Reads operand `param` at the result's coordinates with numpy broadcasting (a dim of extent 1
 // is read at 0; the operand may have fewer dims).
-Expr broadcastRead(const ImageParam& param, const std::vector<Var>& at) {
+Expr broadcastRead(const ImageParam& param, const std::vector<Expr>& at) {
   std::vector<Expr> index;
   for (int d = 0; d < param.dimensions(); ++d)
     index.push_back(select(param.dim(d).extent() == 1, 0, at[d]));
@@ -79,7 +82,7 @@ Kernel elementwise(const Op& op, TargetKind target) {
   std::vector<Var> v = vars(op.result()->type.rank());
   std::vector<Expr> args;
   for (const ImageParam& p : k.inputs)
-    args.push_back(toF32(broadcastRead(p, v)));
+    args.push_back(toF32(broadcastRead(p, exprs(v))));
   Expr a = args[0], b = args.size() > 1 ? args[1] : Expr();
   Expr value;
   switch (op.kind) {
@@ -206,6 +209,208 @@ Kernel gather(const Op& op, TargetKind target) {
   return k;
 }
 
+// x * cos + rotate_half(x) * sin over x [batch,heads,seq,H] (Halide: h_i, s, head, b), the tables
+// from positions (inverse frequencies baked in at compile time) or given.
+Kernel rotary(const Op& op, TargetKind target) {
+  Kernel k;
+  k.name = "rotary";
+  ImageParam x = operandParam(op, 0, "x");
+  k.inputs = {x};
+  std::vector<Var> v = vars(4); // i, s, head, b
+  int64_t headDim = *op.attr<int64_t>("head_dim"), half = headDim / 2;
+  Expr cosine, sine;
+  if (op.operands.size() == 2) {
+    ImageParam positions = operandParam(op, 1, "positions");
+    k.inputs.push_back(positions);
+    std::vector<double> inverse = rotaryInverseFrequencies(*op.attr<double>("theta"), headDim);
+    Buffer<float> table(static_cast<int>(half), "inv_freq");
+    for (int64_t i = 0; i < half; ++i)
+      table(static_cast<int>(i)) = static_cast<float>(inverse[i]);
+    Expr frequency = cast<float>(positions(v[1], v[3])) * table(v[0] % static_cast<int>(half));
+    cosine = cos(frequency);
+    sine = sin(frequency);
+  } else {
+    ImageParam c = operandParam(op, 1, "cos"), s = operandParam(op, 2, "sin");
+    k.inputs.push_back(c);
+    k.inputs.push_back(s);
+    cosine = toF32(broadcastRead(c, exprs(v)));
+    sine = toF32(broadcastRead(s, exprs(v)));
+  }
+  Expr h = static_cast<int>(half);
+  Expr rotated = select(v[0] < h, -toF32(x(min(v[0] + h, x.dim(0).extent() - 1), v[1], v[2], v[3])),
+                        toF32(x(max(v[0] - h, 0), v[1], v[2], v[3])));
+  k.output = Func("out");
+  k.output(v) =
+      cast(halideType(op.result()->type.elementType), toF32(x(exprs(v))) * cosine + rotated * sine);
+  scheduleElementwise(k.output, v, target);
+  return k;
+}
+
+// Attention for one (batch, head, query) row at a time: scores over the cache, softmax, and the
+// weighted sum of values; query head n reads kv head n / (N/K).
+Kernel attention(const Op& op, TargetKind target) {
+  Kernel k;
+  k.name = "attention";
+  ImageParam q = operandParam(op, 0, "q"), key = operandParam(op, 1, "k"),
+             value = operandParam(op, 2, "v");
+  k.inputs = {q, key, value};
+  Var h("h"), t("t"), s("s"), n("n"), b("b");
+  int groups = static_cast<int>(*op.attr<int64_t>("num_heads") / *op.attr<int64_t>("num_kv_heads"));
+  Expr headDim = q.dim(0).extent(), total = key.dim(1).extent(), seq = q.dim(1).extent();
+  RDom rh(0, headDim);
+  Func scores("scores");
+  // Scores are computed in whole vectors past the last key (RoundUp below): reads clamp to it.
+  Expr tc = clamp(t, 0, total - 1);
+  // The dot products in a Func of their own: an inline reduction under the window's select gets
+  // its bounds from the select's condition in Halide 14, and writes out of them.
+  Func dots("dots");
+  dots(t, s, n, b) = sum(toF32(q(rh, s, n, b)) * toF32(key(rh, tc, n / groups, b))) *
+                     static_cast<float>(*op.attr<double>("scale"));
+  Expr score = dots(t, s, n, b);
+  const double* softcap = op.attr<double>("softcap");
+  if (softcap && *softcap > 0)
+    score = tanh(score / static_cast<float>(*softcap)) * static_cast<float>(*softcap);
+  if (op.operands.size() == 4) {
+    ImageParam bias = operandParam(op, 3, "bias");
+    k.inputs.push_back(bias);
+    score += toF32(broadcastRead(bias, {tc, s, n, b}));
+  }
+  const int64_t* window = op.attr<int64_t>("window");
+  if (window && *window > 0)
+    score = select((total - seq + s) - t >= static_cast<int>(*window),
+                   std::numeric_limits<float>::lowest(), score);
+  scores(t, s, n, b) = score;
+  RDom rt(0, total);
+  Func rowMax("row_max"), weights("weights"), rowSum("row_sum");
+  rowMax(s, n, b) = maximum(scores(rt, s, n, b));
+  weights(t, s, n, b) = exp(scores(t, s, n, b) - rowMax(s, n, b));
+  rowSum(s, n, b) = sum(weights(rt, s, n, b));
+  Func context("context");
+  context(h, s, n, b) =
+      sum(weights(rt, s, n, b) * toF32(value(h, rt, n / groups, b))) / rowSum(s, n, b);
+  k.output = Func("out");
+  k.output(h, s, n, b) = cast(halideType(op.result()->type.elementType), context(h, s, n, b));
+  int lanes = vectorLanes(target);
+  k.output.vectorize(h, lanes, TailStrategy::GuardWithIf).parallel(b).parallel(n);
+  // Each row of scores in whole vectors: RoundUp pads the row buffers (the key reads clamp).
+  for (Func f : {dots, scores, weights})
+    f.compute_at(k.output, s).vectorize(t, lanes, TailStrategy::RoundUp);
+  for (Func f : {rowMax, rowSum})
+    f.compute_at(k.output, s);
+  return k;
+}
+
+// down(act(x gate) * (x up)) for rows of x [..., D]; gate, up [D, I], down [I, D'].
+Kernel gatedMlp(const Op& op, TargetKind target) {
+  Kernel k;
+  k.name = "gated_mlp";
+  ImageParam x = operandParam(op, 0, "x"), gate = operandParam(op, 1, "gate"),
+             up = operandParam(op, 2, "up"), down = operandParam(op, 3, "down");
+  k.inputs = {x, gate, up, down};
+  std::vector<Var> v = vars(op.result()->type.rank());
+  std::vector<Var> rows(v.begin() + 1, v.end());
+  Var i("i");
+  RDom rd(0, x.dim(0).extent());
+  std::vector<Expr> xAt = {rd.x};
+  xAt.insert(xAt.end(), rows.begin(), rows.end());
+  std::vector<Var> iRows = {i};
+  iRows.insert(iRows.end(), rows.begin(), rows.end());
+  Func gated("gated"), projected("projected");
+  projected(iRows) = {sum(toF32(x(xAt)) * toF32(gate(i, rd))),
+                      sum(toF32(x(xAt)) * toF32(up(i, rd)))};
+  Expr g = projected(iRows)[0], u = projected(iRows)[1];
+  Expr activated = *op.attr<std::string>("activation") == "gelu_tanh"
+                       ? 0.5f * g * (1.0f + tanh(0.7978845608028654f * (g + 0.044715f * g * g * g)))
+                       : 0.5f * g * (1.0f + erf(g * 0.7071067811865476f));
+  gated(iRows) = activated * u;
+  RDom ri(0, gate.dim(0).extent());
+  std::vector<Expr> gAt = {ri.x};
+  gAt.insert(gAt.end(), rows.begin(), rows.end());
+  k.output = Func("out");
+  k.output(v) =
+      cast(halideType(op.result()->type.elementType), sum(gated(gAt) * toF32(down(v[0], ri))));
+  int lanes = vectorLanes(target);
+  k.output.vectorize(v[0], lanes, TailStrategy::GuardWithIf);
+  if (!rows.empty()) {
+    k.output.parallel(v.back());
+    gated.compute_at(k.output, rows[0]).vectorize(i, lanes, TailStrategy::GuardWithIf);
+    projected.compute_at(k.output, rows[0]).vectorize(i, lanes, TailStrategy::GuardWithIf);
+  }
+  return k;
+}
+
+// softmax over the innermost axis.
+Kernel softmax(const Op& op, TargetKind target) {
+  Kernel k;
+  k.name = "softmax";
+  ImageParam x = operandParam(op, 0, "x");
+  k.inputs = {x};
+  std::vector<Var> v = vars(op.result()->type.rank());
+  std::vector<Var> rows(v.begin() + 1, v.end());
+  RDom r(0, x.dim(0).extent());
+  std::vector<Expr> at = {r.x};
+  at.insert(at.end(), rows.begin(), rows.end());
+  Func rowMax("row_max"), rowSum("row_sum");
+  rowMax(rows) = maximum(toF32(x(at)));
+  rowSum(rows) = sum(exp(toF32(x(at)) - rowMax(rows)));
+  k.output = Func("out");
+  k.output(v) = cast(halideType(op.result()->type.elementType),
+                     exp(toF32(x(exprs(v))) - rowMax(rows)) / rowSum(rows));
+  scheduleElementwise(k.output, v, target);
+  if (!rows.empty()) {
+    rowMax.compute_at(k.output, rows[0]);
+    rowSum.compute_at(k.output, rows[0]);
+  }
+  return k;
+}
+
+// Permutes dims: result dim i is operand dim perm[i].
+Kernel transpose(const Op& op, TargetKind target) {
+  Kernel k;
+  k.name = "transpose";
+  ImageParam x = operandParam(op, 0, "x");
+  k.inputs = {x};
+  const Ints& perm = *op.attr<Ints>("perm");
+  int64_t rank = static_cast<int64_t>(perm.size());
+  std::vector<Var> v = vars(rank);
+  std::vector<Expr> at(rank);
+  for (int64_t i = 0; i < rank; ++i) // result tensor dim i is Halide dim rank-1-i
+    at[rank - 1 - perm[i]] = v[rank - 1 - i];
+  k.output = Func("out");
+  k.output(v) = x(at);
+  scheduleElementwise(k.output, v, target);
+  return k;
+}
+
+// concat along one axis, and kv_cache_append (concat of past and new rows along axis 2: the
+// compiled program writes only the new rows into the cache region).
+Kernel concatenate(const Op& op, TargetKind target, int64_t axis) {
+  Kernel k;
+  k.name = std::string(op.mnemonic());
+  for (size_t i = 0; i < op.operands.size(); ++i)
+    k.inputs.push_back(operandParam(op, i, "in" + std::to_string(i)));
+  int64_t rank = op.result()->type.rank();
+  int d = static_cast<int>(rank - 1 - (axis < 0 ? axis + rank : axis));
+  std::vector<Var> v = vars(rank);
+  Expr value = 0.0f;
+  Expr start = 0;
+  std::vector<Expr> starts;
+  for (const ImageParam& p : k.inputs) {
+    starts.push_back(start);
+    start = start + p.dim(d).extent();
+  }
+  for (size_t i = k.inputs.size(); i-- > 0;) {
+    std::vector<Expr> at = exprs(v);
+    at[d] = clamp(v[d] - starts[i], 0, k.inputs[i].dim(d).extent() - 1);
+    Expr read = k.inputs[i](at);
+    value = i + 1 == k.inputs.size() ? read : select(v[d] < starts[i + 1], read, value);
+  }
+  k.output = Func("out");
+  k.output(v) = value;
+  scheduleElementwise(k.output, v, target);
+  return k;
+}
+
 } // namespace
 
 std::vector<Halide::Argument> Kernel::arguments() const {
@@ -226,7 +431,8 @@ void compileHalideRuntime(const std::string& objectPath, TargetKind target) {
 bool hasKernel(const Op& op) {
   for (const Value* operand : op.operands)
     if (operand->type.elementType != ElementType::F32 &&
-        !(op.kind == OpKind::Gather && isInteger(operand->type.elementType)))
+        !((op.kind == OpKind::Gather || op.kind == OpKind::Rotary) &&
+          isInteger(operand->type.elementType)))
       return false;
   switch (op.kind) {
   case OpKind::Add:
@@ -245,6 +451,17 @@ bool hasKernel(const Op& op) {
     return true;
   case OpKind::MatMul:
     return op.operands[1]->type.rank() == 2;
+  case OpKind::Rotary:
+  case OpKind::Attention:
+  case OpKind::GatedMlp:
+  case OpKind::Transpose:
+  case OpKind::Concat:
+  case OpKind::KVCacheAppend:
+    return true;
+  case OpKind::Softmax: {
+    int64_t axis = *op.attr<int64_t>("axis");
+    return axis == -1 || axis == op.operands[0]->type.rank() - 1;
+  }
   case OpKind::Gather:
     return op.operands[0]->type.rank() == 2 && *op.attr<int64_t>("axis") == 0;
   default:
@@ -263,6 +480,20 @@ Kernel buildKernel(const Op& op, TargetKind target) {
     return matmul(op, target);
   case OpKind::Gather:
     return gather(op, target);
+  case OpKind::Rotary:
+    return rotary(op, target);
+  case OpKind::Attention:
+    return attention(op, target);
+  case OpKind::GatedMlp:
+    return gatedMlp(op, target);
+  case OpKind::Softmax:
+    return softmax(op, target);
+  case OpKind::Transpose:
+    return transpose(op, target);
+  case OpKind::Concat:
+    return concatenate(op, target, *op.attr<int64_t>("axis"));
+  case OpKind::KVCacheAppend:
+    return concatenate(op, target, 2);
   default:
     return elementwise(op, target);
   }

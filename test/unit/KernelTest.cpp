@@ -116,6 +116,68 @@ TEST(Kernels, Unary) {
   }
 }
 
+TEST(Kernels, RotaryFromPositionsAndTables) {
+  const char* positions =
+      "graph @g(%x: f32[batch,3,seq,10], %p: i64[batch,seq]) {\n"
+      "  %0 = rotary(%x, %p) {head_dim = 10, theta = 10000.0} : f32[batch,3,seq,10]\n"
+      "  return %0\n}\n";
+  EXPECT_LE(compareKernel(positions, {{2, 3, 5, 10}, {2, 5}}), 1e-5);
+  const char* tables = "graph @g(%x: f32[1,2,seq,6], %c: f32[1,1,seq,6], %s: f32[1,1,seq,6]) {\n"
+                       "  %0 = rotary(%x, %c, %s) {head_dim = 6} : f32[1,2,seq,6]\n"
+                       "  return %0\n}\n";
+  EXPECT_LE(compareKernel(tables, {{1, 2, 4, 6}, {1, 1, 4, 6}, {1, 1, 4, 6}}), 1e-6);
+}
+
+TEST(Kernels, AttentionGQAWithMaskSoftcapWindow) {
+  const char* masked =
+      "graph @g(%q: f32[batch,4,seq,10], %k: f32[batch,2,total,10], %v: f32[batch,2,total,10], "
+      "%b: f32[batch,1,seq,total]) {\n"
+      "  %0 = attention(%q, %k, %v, %b) {head_dim = 10, num_heads = 4, num_kv_heads = 2, "
+      "scale = 0.31622776601683794} : f32[batch,4,seq,10]\n  return %0\n}\n";
+  EXPECT_LE(compareKernel(masked, {{2, 4, 3, 10}, {2, 2, 7, 10}, {2, 2, 7, 10}, {2, 1, 3, 7}}),
+            1e-5);
+  const char* capped =
+      "graph @g(%q: f32[1,2,seq,8], %k: f32[1,1,total,8], %v: f32[1,1,total,8]) {\n"
+      "  %0 = attention(%q, %k, %v) {head_dim = 8, num_heads = 2, num_kv_heads = 1, scale = 0.5, "
+      "softcap = 3.0, window = 4} : f32[1,2,seq,8]\n  return %0\n}\n";
+  EXPECT_LE(compareKernel(capped, {{1, 2, 2, 8}, {1, 1, 9, 8}, {1, 1, 9, 8}}), 1e-5);
+}
+
+TEST(Kernels, GatedMlp) {
+  for (const char* activation : {"gelu_tanh", "gelu"}) {
+    std::string text = std::string("graph @g(%x: f32[batch,seq,19], %g: f32[19,45], "
+                                   "%u: f32[19,45], %d: f32[45,19]) {\n"
+                                   "  %0 = gated_mlp(%x, %g, %u, %d) {activation = \"") +
+                       activation + "\"} : f32[batch,seq,19]\n  return %0\n}\n";
+    EXPECT_LE(compareKernel(text, {{2, 3, 19}, {19, 45}, {19, 45}, {45, 19}}), 1e-5) << activation;
+  }
+}
+
+TEST(Kernels, SoftmaxTransposeConcatAppend) {
+  EXPECT_LE(compareKernel("graph @g(%x: f32[batch,3,21]) {\n  %0 = softmax(%x) {axis = -1} : "
+                          "f32[batch,3,21]\n  return %0\n}\n",
+                          {{2, 3, 21}}),
+            1e-6);
+  EXPECT_EQ(compareKernel("graph @g(%x: f32[2,3,5,7]) {\n  %0 = transpose(%x) {perm = [0, 2, 1, "
+                          "3]} : f32[2,5,3,7]\n  return %0\n}\n",
+                          {{2, 3, 5, 7}}),
+            0.0);
+  EXPECT_EQ(compareKernel("graph @g(%x: f32[2,3,5]) {\n  %0 = transpose(%x) {perm = [2, 0, 1]} : "
+                          "f32[5,2,3]\n  return %0\n}\n",
+                          {{2, 3, 5}}),
+            0.0);
+  EXPECT_EQ(compareKernel("graph @g(%a: f32[2,3,4], %b: f32[2,5,4]) {\n  %0 = concat(%a, %b, %a) "
+                          "{axis = 1} : f32[2,11,4]\n  return %0\n}\n",
+                          {{2, 3, 4}, {2, 5, 4}}),
+            0.0);
+  EXPECT_EQ(compareKernel("graph @g(%past: f32[batch,1,past,6], %new: f32[batch,1,seq,6]) {\n"
+                          "  %0 = kv_cache_append(%past, %new) {cache_bytes = 4096, cache_offset = "
+                          "0, max_batch = 2, max_seq_len = 16} : f32[batch,1,past+seq,6]\n"
+                          "  return %0\n}\n",
+                          {{2, 1, 5, 6}, {2, 1, 1, 6}}),
+            0.0);
+}
+
 } // namespace
 } // namespace gemma
 
