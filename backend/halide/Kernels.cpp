@@ -2,6 +2,7 @@
 
 #include "ir/Rotary.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -74,16 +75,26 @@ void scheduleElementwise(Func f, const std::vector<Var>& v, TargetKind target) {
     f.parallel(v.back());
 }
 
+// An operand read for arithmetic: floats in f32, integers in i64, bools as 0/1 in i64.
+Expr widen(Expr e) {
+  return e.type().is_float() ? toF32(e) : cast<int64_t>(e);
+}
+
+// Elementwise ops, comparisons, logic, where, cast and expand, with numpy broadcasting.
 Kernel elementwise(const Op& op, TargetKind target) {
   Kernel k;
   k.name = std::string(op.mnemonic());
+  size_t operands = op.kind == OpKind::Expand ? 1 : op.operands.size();
   for (size_t i = 0; i < op.operands.size(); ++i)
     k.inputs.push_back(operandParam(op, i, "in" + std::to_string(i)));
   std::vector<Var> v = vars(op.result()->type.rank());
   std::vector<Expr> args;
-  for (const ImageParam& p : k.inputs)
-    args.push_back(toF32(broadcastRead(p, exprs(v))));
+  for (size_t i = 0; i < operands; ++i)
+    args.push_back(widen(broadcastRead(k.inputs[i], exprs(v))));
   Expr a = args[0], b = args.size() > 1 ? args[1] : Expr();
+  Type resultType = halideType(op.result()->type.elementType);
+  auto truth = [](Expr e) { return e != Internal::make_zero(e.type()); };
+  auto boolean = [](Expr e) { return select(e, 1, 0); };
   Expr value;
   switch (op.kind) {
   case OpKind::Add:
@@ -96,7 +107,11 @@ Kernel elementwise(const Op& op, TargetKind target) {
     value = a * b;
     break;
   case OpKind::Div:
-    value = a / b;
+    // Integer division truncates toward zero (Halide's rounds down).
+    value = a.type().is_float() ? a / b : cast<int64_t>(trunc(cast<double>(a) / cast<double>(b)));
+    break;
+  case OpKind::Pow:
+    value = pow(a, b);
     break;
   case OpKind::Max:
     value = max(a, b);
@@ -113,11 +128,23 @@ Kernel elementwise(const Op& op, TargetKind target) {
   case OpKind::Tanh:
     value = tanh(a);
     break;
+  case OpKind::Erf:
+    value = erf(a);
+    break;
+  case OpKind::Cos:
+    value = cos(a);
+    break;
+  case OpKind::Sin:
+    value = sin(a);
+    break;
   case OpKind::Sqrt:
     value = sqrt(a);
     break;
   case OpKind::Rsqrt:
     value = 1.0f / sqrt(a);
+    break;
+  case OpKind::Reciprocal:
+    value = 1.0f / a;
     break;
   case OpKind::Gelu: {
     const std::string* approximate = op.attr<std::string>("approximate");
@@ -126,11 +153,50 @@ Kernel elementwise(const Op& op, TargetKind target) {
                 : 0.5f * a * (1.0f + erf(a * 0.7071067811865476f));
     break;
   }
+  case OpKind::Cast:
+    // Float to integer truncates; anything to bool is != 0.
+    value = op.result()->type.elementType == ElementType::Bool
+                ? boolean(truth(a))
+                : (resultType.is_float() || a.type().is_int() ? a : trunc(a));
+    break;
+  case OpKind::Equal:
+    value = boolean(a == b);
+    break;
+  case OpKind::Less:
+    value = boolean(a < b);
+    break;
+  case OpKind::LessEqual:
+    value = boolean(a <= b);
+    break;
+  case OpKind::Greater:
+    value = boolean(a > b);
+    break;
+  case OpKind::GreaterEqual:
+    value = boolean(a >= b);
+    break;
+  case OpKind::And:
+    value = boolean(truth(a) && truth(b));
+    break;
+  case OpKind::Or:
+    value = boolean(truth(a) || truth(b));
+    break;
+  case OpKind::Xor:
+    value = boolean(truth(a) != truth(b));
+    break;
+  case OpKind::Not:
+    value = boolean(!truth(a));
+    break;
+  case OpKind::Where:
+    value = select(truth(a), b, args[2]);
+    break;
+  case OpKind::Expand:
+    value = a;
+    break;
   default:
     throw UserError(op.loc, "no kernel for '" + std::string(op.mnemonic()) + "'");
   }
   k.output = Func("out");
-  k.output(v) = cast(halideType(op.result()->type.elementType), value);
+  k.output(v) = cast(resultType, value);
   scheduleElementwise(k.output, v, target);
   return k;
 }
@@ -411,6 +477,162 @@ Kernel concatenate(const Op& op, TargetKind target, int64_t axis) {
   return k;
 }
 
+// Tensor axis (possibly negative) -> Halide dim.
+int halideDim(int64_t axis, int64_t rank) {
+  return static_cast<int>(rank - 1 - (axis < 0 ? axis + rank : axis));
+}
+
+int clampToInt(int64_t v) {
+  return static_cast<int>(std::clamp<int64_t>(v, -(int64_t(1) << 30), int64_t(1) << 30));
+}
+
+// ONNX Slice with static starts/ends/steps, clamped against the run-time extents.
+Kernel slice(const Op& op, TargetKind target) {
+  Kernel k;
+  k.name = "slice";
+  ImageParam x = operandParam(op, 0, "x");
+  k.inputs = {x};
+  int64_t rank = op.result()->type.rank();
+  std::vector<Var> v = vars(rank);
+  std::vector<Expr> at = exprs(v);
+  const Ints& starts = *op.attr<Ints>("starts");
+  for (size_t i = 0; i < starts.size(); ++i) {
+    int64_t axis = op.attr<Ints>("axes") ? (*op.attr<Ints>("axes"))[i] : static_cast<int64_t>(i);
+    int64_t step = op.attr<Ints>("steps") ? (*op.attr<Ints>("steps"))[i] : 1;
+    int d = halideDim(axis, rank);
+    Expr extent = x.dim(d).extent();
+    Expr start = clampToInt(starts[i]);
+    start = select(start < 0, max(start + extent, 0), start);
+    start = step > 0 ? min(start, extent) : min(start, extent - 1);
+    at[d] = start + v[d] * clampToInt(step);
+  }
+  k.output = Func("out");
+  k.output(v) = x(at);
+  scheduleElementwise(k.output, v, target);
+  return k;
+}
+
+// reduce_mean / reduce_sum / reduce_max over any axes, keeping them as 1 or dropping them.
+Kernel reduce(const Op& op, TargetKind) {
+  Kernel k;
+  k.name = std::string(op.mnemonic());
+  ImageParam x = operandParam(op, 0, "x");
+  k.inputs = {x};
+  int64_t rank = op.operands[0]->type.rank();
+  std::vector<bool> reduced(rank, false);
+  for (int64_t axis : *op.attr<Ints>("axes"))
+    reduced[halideDim(axis, rank)] = true;
+  const bool* keepdimsAttr = op.attr<bool>("keepdims");
+  bool keepdims = !keepdimsAttr || *keepdimsAttr;
+  Region ranges;
+  for (int d = 0; d < rank; ++d)
+    if (reduced[d])
+      ranges.emplace_back(0, x.dim(d).extent());
+  RDom r(ranges);
+  std::vector<Var> v = vars(op.result()->type.rank());
+  std::vector<Expr> at;
+  int next = 0, nextReduced = 0;
+  Expr count = 1;
+  for (int d = 0; d < rank; ++d) {
+    if (reduced[d]) {
+      at.push_back(r[nextReduced++]);
+      count = count * x.dim(d).extent();
+      if (keepdims)
+        ++next;
+    } else {
+      at.push_back(v[next++]);
+    }
+  }
+  Expr element = widen(x(at));
+  Expr value = op.kind == OpKind::ReduceMax ? maximum(element) : sum(element);
+  if (op.kind == OpKind::ReduceMean)
+    value = value / cast(value.type(), count);
+  k.output = Func("out");
+  k.output(v) = cast(halideType(op.result()->type.elementType), value);
+  if (!v.empty())
+    k.output.parallel(v.back());
+  return k;
+}
+
+// argmax along one axis: the first maximum's index.
+Kernel argMax(const Op& op, TargetKind) {
+  Kernel k;
+  k.name = "argmax";
+  ImageParam x = operandParam(op, 0, "x");
+  k.inputs = {x};
+  int64_t rank = op.operands[0]->type.rank();
+  int axis = halideDim(*op.attr<int64_t>("axis"), rank);
+  const bool* keepdimsAttr = op.attr<bool>("keepdims");
+  bool keepdims = !keepdimsAttr || *keepdimsAttr;
+  RDom r(0, x.dim(axis).extent());
+  std::vector<Var> v = vars(op.result()->type.rank());
+  std::vector<Expr> at;
+  int next = 0;
+  for (int d = 0; d < rank; ++d) {
+    if (d == axis) {
+      at.push_back(r.x);
+      if (keepdims)
+        ++next;
+    } else {
+      at.push_back(v[next++]);
+    }
+  }
+  k.output = Func("out");
+  k.output(v) = cast<int64_t>(Halide::argmax(widen(x(at)))[0]);
+  return k;
+}
+
+// cumsum along one axis (inclusive).
+Kernel cumulativeSum(const Op& op, TargetKind) {
+  Kernel k;
+  k.name = "cumsum";
+  ImageParam x = operandParam(op, 0, "x");
+  k.inputs = {x};
+  int64_t rank = op.operands[0]->type.rank();
+  int axis = halideDim(*op.attr<int64_t>("axis"), rank);
+  std::vector<Var> v = vars(rank);
+  // A scan: out[0] = x[0], then out[i] = out[i-1] + x[i] along the axis.
+  RDom r(1, x.dim(axis).extent() - 1);
+  std::vector<Expr> at = exprs(v), before = exprs(v);
+  at[axis] = r.x;
+  before[axis] = r.x - 1;
+  Type type = halideType(op.result()->type.elementType);
+  k.output = Func("out");
+  k.output(v) = cast(type, x(exprs(v)));
+  k.output(at) = cast(type, widen(k.output(before)) + widen(x(at)));
+  return k;
+}
+
+// range(start, limit, delta): start + i * delta, as many as the result holds.
+Kernel range(const Op& op, TargetKind) {
+  Kernel k;
+  k.name = "range";
+  for (size_t i = 0; i < 3; ++i)
+    k.inputs.push_back(operandParam(op, i, "in" + std::to_string(i)));
+  Var i("i");
+  k.output = Func("out");
+  Expr start = widen(k.inputs[0]()), delta = widen(k.inputs[2]());
+  k.output(i) =
+      cast(halideType(op.result()->type.elementType), start + cast(start.type(), i) * delta);
+  return k;
+}
+
+// shape(x): x's extents, outermost first.
+Kernel shape(const Op& op, TargetKind) {
+  Kernel k;
+  k.name = "shape";
+  ImageParam x = operandParam(op, 0, "x");
+  k.inputs = {x};
+  Var i("i");
+  int rank = x.dimensions();
+  Expr value = cast<int64_t>(x.dim(0).extent());
+  for (int t = 1; t < rank; ++t) // tensor dim t is Halide dim rank-1-t
+    value = select(i == rank - 1 - t, cast<int64_t>(x.dim(t).extent()), value);
+  k.output = Func("out");
+  k.output(i) = value;
+  return k;
+}
+
 } // namespace
 
 std::vector<Halide::Argument> Kernel::arguments() const {
@@ -429,43 +651,30 @@ void compileHalideRuntime(const std::string& objectPath, TargetKind target) {
 }
 
 bool hasKernel(const Op& op) {
-  for (const Value* operand : op.operands)
-    if (operand->type.elementType != ElementType::F32 &&
-        !((op.kind == OpKind::Gather || op.kind == OpKind::Rotary) &&
-          isInteger(operand->type.elementType)))
-      return false;
+  // bf16 and f16 tensors come with the precision work: f32, integers and bool for now.
+  auto supported = [](const Value* v) {
+    return v->type.elementType != ElementType::BF16 && v->type.elementType != ElementType::F16;
+  };
+  if (!supported(op.result()) || !std::all_of(op.operands.begin(), op.operands.end(), supported))
+    return false;
   switch (op.kind) {
-  case OpKind::Add:
-  case OpKind::Sub:
-  case OpKind::Mul:
-  case OpKind::Div:
-  case OpKind::Max:
-  case OpKind::Min:
-  case OpKind::Neg:
-  case OpKind::Exp:
-  case OpKind::Tanh:
-  case OpKind::Sqrt:
-  case OpKind::Rsqrt:
-  case OpKind::Gelu:
-  case OpKind::RmsNorm:
-    return true;
-  case OpKind::MatMul:
-    return op.operands[1]->type.rank() == 2;
-  case OpKind::Rotary:
-  case OpKind::Attention:
-  case OpKind::GatedMlp:
-  case OpKind::Transpose:
-  case OpKind::Concat:
-  case OpKind::KVCacheAppend:
-    return true;
+  case OpKind::Constant:
+  case OpKind::Weight:
+    return false; // data, not computation
+  case OpKind::Reshape:
+  case OpKind::Squeeze:
+  case OpKind::Unsqueeze:
+    return false; // views: the program reads their operand's buffer (plan-memory shares it)
   case OpKind::Softmax: {
     int64_t axis = *op.attr<int64_t>("axis");
     return axis == -1 || axis == op.operands[0]->type.rank() - 1;
   }
   case OpKind::Gather:
     return op.operands[0]->type.rank() == 2 && *op.attr<int64_t>("axis") == 0;
+  case OpKind::MatMul:
+    return op.operands[1]->type.rank() == 2;
   default:
-    return false;
+    return true;
   }
 }
 
@@ -494,6 +703,20 @@ Kernel buildKernel(const Op& op, TargetKind target) {
     return concatenate(op, target, *op.attr<int64_t>("axis"));
   case OpKind::KVCacheAppend:
     return concatenate(op, target, 2);
+  case OpKind::Slice:
+    return slice(op, target);
+  case OpKind::ReduceMean:
+  case OpKind::ReduceSum:
+  case OpKind::ReduceMax:
+    return reduce(op, target);
+  case OpKind::ArgMax:
+    return argMax(op, target);
+  case OpKind::CumSum:
+    return cumulativeSum(op, target);
+  case OpKind::Range:
+    return range(op, target);
+  case OpKind::Shape:
+    return shape(op, target);
   default:
     return elementwise(op, target);
   }

@@ -5,7 +5,10 @@
 #include "backend/halide/Kernels.h"
 
 #include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 
 namespace gemma {
 namespace {
@@ -183,6 +186,99 @@ TEST(Kernels, SoftmaxTransposeConcatAppend) {
 
 namespace gemma {
 namespace {
+
+Halide::Buffer<> typedBuffer(const Tensor& t) {
+  std::vector<int> extents(t.shape.rbegin(), t.shape.rend());
+  switch (t.elementType) {
+  case ElementType::I64: {
+    Halide::Buffer<int64_t> b(extents);
+    for (int64_t i = 0; i < t.numElements(); ++i)
+      b.data()[i] = static_cast<int64_t>(t.data[i]);
+    return b;
+  }
+  case ElementType::I32: {
+    Halide::Buffer<int32_t> b(extents);
+    for (int64_t i = 0; i < t.numElements(); ++i)
+      b.data()[i] = static_cast<int32_t>(t.data[i]);
+    return b;
+  }
+  case ElementType::I8:
+  case ElementType::Bool: {
+    Halide::Buffer<uint8_t> b(extents);
+    for (int64_t i = 0; i < t.numElements(); ++i)
+      b.data()[i] = static_cast<uint8_t>(static_cast<int8_t>(t.data[i]));
+    return b;
+  }
+  default: {
+    Halide::Buffer<float> b(extents);
+    for (int64_t i = 0; i < t.numElements(); ++i)
+      b.data()[i] = static_cast<float>(t.data[i]);
+    return b;
+  }
+  }
+}
+
+double element(const Halide::Buffer<>& b, int64_t i, ElementType type) {
+  const void* p = b.data();
+  switch (type) {
+  case ElementType::I64:
+    return static_cast<double>(static_cast<const int64_t*>(p)[i]);
+  case ElementType::I32:
+    return static_cast<const int32_t*>(p)[i];
+  case ElementType::I8:
+    return static_cast<const int8_t*>(p)[i];
+  case ElementType::Bool:
+    return static_cast<const uint8_t*>(p)[i] != 0;
+  default:
+    return static_cast<const float*>(p)[i];
+  }
+}
+
+// Every numpy case of the interpreter's fixture whose op has a kernel, through the kernel.
+TEST(Kernels, EveryInterpreterCaseWithAKernel) {
+  std::ifstream file(GEMMAC_FIXTURES_DIR "/interpreter/op_cases.json");
+  nlohmann::json fixture = nlohmann::json::parse(file);
+  std::set<std::string> covered, without;
+  for (const auto& c : fixture.at("cases")) {
+    SCOPED_TRACE(c.at("name").get<std::string>());
+    auto graph = parseGraph(c.at("ir").get<std::string>());
+    Op& op = *graph->ops.back();
+    if (!hasKernel(op)) {
+      without.insert(std::string(op.mnemonic()) + " (" + c.at("name").get<std::string>() + ")");
+      continue;
+    }
+    covered.insert(std::string(op.mnemonic()));
+    std::vector<Tensor> inputs;
+    for (const auto& input : c.at("inputs"))
+      inputs.emplace_back(*parseElementType(input.at("dtype").get<std::string>()),
+                          input.at("shape").get<std::vector<int64_t>>(),
+                          input.at("data").get<std::vector<double>>());
+    // The op's operands (graph inputs or constants before it), by the interpreter.
+    auto prefix = graph->clone();
+    prefix->outputs.clear();
+    for (Value* operand : prefix->ops.back()->operands)
+      prefix->addOutput(operand);
+    std::vector<Tensor> operands = interpret(*prefix, inputs);
+    Tensor expected = interpret(*graph, inputs)[0];
+    Kernel kernel = buildKernel(op, hostTargetKind());
+    for (size_t i = 0; i < operands.size(); ++i)
+      kernel.inputs[i].set(typedBuffer(operands[i]));
+    Halide::Buffer<> out = typedBuffer(Tensor::zeros(expected.elementType, expected.shape));
+    kernel.output.realize(out, halideTarget(hostTargetKind()));
+    double tolerance = c.at("tolerance").get<double>() * 10; // f32 sums against double ones
+    for (int64_t i = 0; i < expected.numElements(); ++i)
+      ASSERT_NEAR(element(out, i, expected.elementType), expected.data[i],
+                  tolerance * std::max(1.0, std::fabs(expected.data[i])))
+          << "element " << i;
+  }
+  std::string list;
+  for (const std::string& name : without)
+    list += " " + name;
+  std::printf("kernels: %zu ops checked on the numpy cases; without a kernel (views share their "
+              "operand's buffer; the rest not yet):%s\n",
+              covered.size(), list.c_str());
+  EXPECT_GE(covered.size(), 40u);
+}
 
 std::string disassemble(const std::string& path) {
   std::string command = "objdump -d --no-show-raw-insn '" + path + "'";
