@@ -65,11 +65,22 @@ Expr broadcastRead(const ImageParam& param, const std::vector<Expr>& at) {
   return param(index);
 }
 
+// Tensor axis (possibly negative) -> Halide dim.
+int halideDim(int64_t axis, int64_t rank) {
+  return static_cast<int>(rank - 1 - (axis < 0 ? axis + rank : axis));
+}
+
+int clampToInt(int64_t v) {
+  return static_cast<int>(std::clamp<int64_t>(v, -(int64_t(1) << 30), int64_t(1) << 30));
+}
+
 Expr toF32(Expr e) {
   return e.type() == Float(32) ? e : cast<float>(e);
 }
 
 void scheduleElementwise(Func f, const std::vector<Var>& v, TargetKind target) {
+  if (v.empty())
+    return; // a scalar
   f.vectorize(v[0], vectorLanes(target), TailStrategy::GuardWithIf);
   if (v.size() > 1)
     f.parallel(v.back());
@@ -256,21 +267,25 @@ Kernel matmul(const Op& op, TargetKind target) {
   return k;
 }
 
-// Embedding: table [V, D] gathered at integer ids -> [..ids, D].
+// gather(data, indices) {axis}: ONNX Gather; an embedding lookup is axis 0 of a [V, D] table.
+// Halide dims of the result: data's dims inside the axis, then the indices', then data's outer.
 Kernel gather(const Op& op, TargetKind target) {
-  if (*op.attr<int64_t>("axis") != 0 || op.operands[0]->type.rank() != 2)
-    throw UserError(op.loc, "no kernel for gather other than an embedding lookup yet");
   Kernel k;
   k.name = "gather";
-  ImageParam table = operandParam(op, 0, "table"), ids = operandParam(op, 1, "ids");
-  k.inputs = {table, ids};
+  ImageParam data = operandParam(op, 0, "data"), indices = operandParam(op, 1, "indices");
+  k.inputs = {data, indices};
+  int rd = data.dimensions(), ri = indices.dimensions();
+  int ha = halideDim(*op.attr<int64_t>("axis"), rd);
   std::vector<Var> v = vars(op.result()->type.rank());
-  std::vector<Expr> idAt(v.begin() + 1, v.end());
-  Expr id = cast<int>(ids(idAt));
-  Expr rows = table.dim(1).extent();
-  id = clamp(select(id < 0, id + rows, id), 0, rows - 1);
+  std::vector<Expr> idAt(v.begin() + ha, v.begin() + ha + ri);
+  Expr id = cast<int>(ri ? indices(idAt) : indices());
+  Expr extent = data.dim(ha).extent();
+  id = clamp(select(id < 0, id + extent, id), 0, extent - 1);
+  std::vector<Expr> at(v.begin(), v.begin() + ha);
+  at.push_back(id);
+  at.insert(at.end(), v.begin() + ha + ri, v.end());
   k.output = Func("out");
-  k.output(v) = table(v[0], id);
+  k.output(v) = data(at);
   scheduleElementwise(k.output, v, target);
   return k;
 }
@@ -477,15 +492,6 @@ Kernel concatenate(const Op& op, TargetKind target, int64_t axis) {
   return k;
 }
 
-// Tensor axis (possibly negative) -> Halide dim.
-int halideDim(int64_t axis, int64_t rank) {
-  return static_cast<int>(rank - 1 - (axis < 0 ? axis + rank : axis));
-}
-
-int clampToInt(int64_t v) {
-  return static_cast<int>(std::clamp<int64_t>(v, -(int64_t(1) << 30), int64_t(1) << 30));
-}
-
 // ONNX Slice with static starts/ends/steps, clamped against the run-time extents.
 Kernel slice(const Op& op, TargetKind target) {
   Kernel k;
@@ -669,8 +675,6 @@ bool hasKernel(const Op& op) {
     int64_t axis = *op.attr<int64_t>("axis");
     return axis == -1 || axis == op.operands[0]->type.rank() - 1;
   }
-  case OpKind::Gather:
-    return op.operands[0]->type.rank() == 2 && *op.attr<int64_t>("axis") == 0;
   case OpKind::MatMul:
     return op.operands[1]->type.rank() == 2;
   default:

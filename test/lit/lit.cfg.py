@@ -12,5 +12,8 @@ config.test_source_root = os.path.dirname(os.path.abspath(__file__))
 config.environment["PATH"] = os.pathsep.join(
     [config.gemmac_tools_dirs, config.llvm_tools_dir, config.environment.get("PATH", "")])
 config.substitutions.append(("%gemmac_examples", os.path.join(config.gemmac_source_root, "examples")))
+# Halide code generation runs uninstrumented LLVM inside the tool; the sanitized build skips it.
+if config.gemmac_sanitize.upper() not in ("ON", "1", "TRUE", "YES"):
+    config.available_features.add("halide-codegen")
 config.substitutions.append(
     ("%fixtures", os.path.join(config.gemmac_source_root, "test", "fixtures")))

@@ -3,13 +3,16 @@
 //   gemmac import FOLDER [--head H] [-o FILE]      the model as text IR
 // Errors print as `error: <where>: <what>` and exit 1; internal errors exit 2.
 
+#include "backend/halide/KernelSet.h"
 #include "frontend/HFImporter.h"
 #include "ir/Printer.h"
 #include "passes/MemoryPlanPicture.h"
 #include "passes/Pass.h"
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -179,6 +182,77 @@ void printMemoryPlan(const ImportedModel& model, const PassOptions& bounds,
                     "' (is graphviz installed?)");
 }
 
+// gemmac compile: each stage timed on stderr, stopping where --emit says.
+int compileModel(const std::string& folder, std::optional<Head> head, const std::string& outputDir,
+                 const std::string& emit, TargetKind target, const PassOptions& bounds,
+                 const std::vector<std::string>& disabled) {
+  namespace fs = std::filesystem;
+  using Clock = std::chrono::steady_clock;
+  auto started = Clock::now();
+  auto elapsed = [&] {
+    double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    started = Clock::now();
+    char text[32];
+    snprintf(text, sizeof text, "%.2f s", seconds);
+    return std::string(text);
+  };
+  std::error_code error;
+  fs::create_directories(outputDir, error);
+  if (error)
+    throw UserError("-o: cannot create '" + outputDir + "': " + error.message());
+  std::string name = fs::path(folder).filename().string();
+  if (name.empty())
+    name = fs::path(folder).parent_path().filename().string();
+  auto writeGraph = [&](const Graph& graph, const std::string& file) {
+    std::ofstream out(fs::path(outputDir) / file);
+    printGraph(graph, out, {true});
+    if (!out)
+      throw UserError("cannot write '" + (fs::path(outputDir) / file).string() + "'");
+    std::cerr << "  wrote " << (fs::path(outputDir) / file).string() << "\n";
+  };
+
+  ImportedModel model = importHFCheckpoint(folder, head);
+  std::cerr << "[import] " << model.graph->ops.size() << " ops, head " << headName(model.head)
+            << ", " << elapsed() << "\n";
+  if (emit == "ir") {
+    writeGraph(*model.graph, name + ".ir");
+    return 0;
+  }
+  PassManagerOptions options;
+  options.passOptions = bounds;
+  PassManager passes(options);
+  passes.addDefaultPipeline(disabled);
+  passes.addPlanningPipeline();
+  passes.run(*model.graph);
+  int64_t weights = graphAttr(*model.graph, "weights_bytes"),
+          cache = graphAttr(*model.graph, "kv_cache_bytes"),
+          arena = graphAttr(*model.graph, "arena_bytes");
+  std::cerr << "[passes] -O and planning: " << model.graph->ops.size() << " ops, " << elapsed()
+            << "; planned memory " << withCommas(weights + cache + arena) << " bytes (weights "
+            << withCommas(weights) << ", kv cache " << withCommas(cache) << ", activations "
+            << withCommas(arena) << ")\n";
+  if (emit == "ir-opt") {
+    writeGraph(*model.graph, name + ".opt.ir");
+    return 0;
+  }
+  KernelSet kernels = collectKernels(*model.graph);
+  fs::path kernelDir = fs::path(outputDir) / "kernels";
+  fs::create_directories(kernelDir);
+  std::cerr << "[kernels] " << kernels.groups.size() << " distinct kernels for "
+            << model.graph->ops.size() - kernels.withoutKernel.size() << " ops, target "
+            << targetKindName(target) << "\n";
+  compileKernels(kernels, kernelDir.string(), target, [&](size_t done, size_t total) {
+    std::cerr << "\r  kernels " << done << " of " << total << std::flush;
+  });
+  std::cerr << "\n[kernels] compiled, " << elapsed() << "; objects in " << kernelDir.string()
+            << "\n";
+  if (emit == "obj")
+    return 0;
+  throw UserError("--emit " + emit +
+                  ": the entry points, runtime and link are not built yet; "
+                  "this compiler stops at --emit obj");
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -221,6 +295,25 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   }
 
+  std::string outputDir, emit = "exe", targetName = "host";
+  std::vector<std::string> compileDisabled;
+  CLI::App* compile = app.add_subcommand(
+      "compile", "Compile the model: import, -O, planning, kernels (and, to come, the program)");
+  compile->add_option("model", folder, "Hugging Face checkpoint folder")->required();
+  compile->add_option("-o,--output", outputDir, "Output folder")->required();
+  compile->add_option("--head", headFlag, "causal-lm, model, seq-cls or token-cls");
+  compile->add_option("--emit", emit, "Stop after: ir, ir-opt, obj (exe: not yet)")
+      ->check(CLI::IsMember({"ir", "ir-opt", "obj", "llvm", "exe"}));
+  compile->add_option("--target", targetName, "host, avx2 or avx512")
+      ->check(CLI::IsMember({"host", "avx2", "avx512"}));
+  compile->add_option("--disable-pass", compileDisabled, "Leave this pass out of -O (repeatable)");
+  compile->add_option("--max-batch", bounds.maxBatch, "Largest batch to plan for (default 1)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  compile
+      ->add_option("--max-seq-len", bounds.maxSeqLen,
+                   "Longest sequence, past + new tokens, to plan for (default 256)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -236,6 +329,9 @@ int main(int argc, char** argv) {
         throw UserError("--head: '" + headFlag +
                         "' is not one of causal-lm, model, seq-cls, token-cls");
     }
+    if (compile->parsed())
+      return compileModel(folder, head, outputDir, emit, *parseTargetKind(targetName), bounds,
+                          compileDisabled);
     ImportedModel model = importHFCheckpoint(folder, head);
     if (inspect->parsed()) {
       printInspection(model, listTensors, std::cout);
