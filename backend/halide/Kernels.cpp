@@ -657,10 +657,8 @@ void compileHalideRuntime(const std::string& objectPath, TargetKind target) {
 }
 
 bool hasKernel(const Op& op) {
-  // bf16 and f16 tensors come with the precision work: f32, integers and bool for now.
-  auto supported = [](const Value* v) {
-    return v->type.elementType != ElementType::BF16 && v->type.elementType != ElementType::F16;
-  };
+  // f32, bf16 (read into f32, rounded once when written), integers and bool; f16 not yet.
+  auto supported = [](const Value* v) { return v->type.elementType != ElementType::F16; };
   if (!supported(op.result()) || !std::all_of(op.operands.begin(), op.operands.end(), supported))
     return false;
   switch (op.kind) {

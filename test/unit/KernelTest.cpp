@@ -202,6 +202,12 @@ Halide::Buffer<> typedBuffer(const Tensor& t) {
       b.data()[i] = static_cast<int32_t>(t.data[i]);
     return b;
   }
+  case ElementType::BF16: {
+    Halide::Buffer<Halide::bfloat16_t> b(extents);
+    for (int64_t i = 0; i < t.numElements(); ++i)
+      b.data()[i] = Halide::bfloat16_t(static_cast<float>(t.data[i]));
+    return b;
+  }
   case ElementType::I8:
   case ElementType::Bool: {
     Halide::Buffer<uint8_t> b(extents);
@@ -229,6 +235,8 @@ double element(const Halide::Buffer<>& b, int64_t i, ElementType type) {
     return static_cast<const int8_t*>(p)[i];
   case ElementType::Bool:
     return static_cast<const uint8_t*>(p)[i] != 0;
+  case ElementType::BF16:
+    return static_cast<float>(static_cast<const Halide::bfloat16_t*>(p)[i]);
   default:
     return static_cast<const float*>(p)[i];
   }
@@ -278,6 +286,47 @@ TEST(Kernels, EveryInterpreterCaseWithAKernel) {
               "operand's buffer; the rest not yet):%s\n",
               covered.size(), list.c_str());
   EXPECT_GE(covered.size(), 40u);
+}
+
+// bf16 tensors: read into f32, computed in f32, rounded once to bf16 on the way out; the
+// interpreter rounds after every step as transformers does, so the two may differ by a bf16 ulp
+// (2^-8 relative) where an intermediate lands next to a rounding boundary.
+TEST(Kernels, Bf16InAndOut) {
+  auto check = [](const std::string& text, const std::vector<std::vector<int64_t>>& shapes) {
+    auto graph = parseGraph(text);
+    verifyGraph(*graph);
+    std::mt19937_64 rng(5);
+    std::vector<Tensor> inputs;
+    for (size_t i = 0; i < graph->inputs.size(); ++i) {
+      Tensor t = randomTensor(graph->inputs[i]->type, shapes[i], rng);
+      for (double& v : t.data)
+        v = roundToElementType(v, t.elementType);
+      inputs.push_back(t);
+    }
+    Tensor expected = interpret(*graph, inputs)[0];
+    Kernel kernel = buildKernel(*graph->ops.back(), hostTargetKind());
+    for (size_t i = 0; i < inputs.size(); ++i)
+      kernel.inputs[i].set(typedBuffer(inputs[i]));
+    Halide::Buffer<> out = typedBuffer(Tensor::zeros(expected.elementType, expected.shape));
+    kernel.output.realize(out, halideTarget(hostTargetKind()));
+    double worst = 0;
+    for (int64_t i = 0; i < expected.numElements(); ++i)
+      worst = std::max(worst, std::fabs(element(out, i, expected.elementType) - expected.data[i]) /
+                                  std::max(1.0, std::fabs(expected.data[i])));
+    return worst;
+  };
+  EXPECT_LE(check("graph @g(%x: bf16[2,3,40], %w: bf16[40]) {\n  %0 = rms_norm(%x, %w) {eps = "
+                  "1e-06, unit_offset = true} : bf16[2,3,40]\n  return %0\n}\n",
+                  {{2, 3, 40}, {40}}),
+            0x1p-7);
+  EXPECT_LE(check("graph @g(%a: bf16[seq,40], %b: bf16[40,24]) {\n  %0 = matmul(%a, %b) : "
+                  "bf16[seq,24]\n  return %0\n}\n",
+                  {{3, 40}, {40, 24}}),
+            0x1p-7);
+  EXPECT_EQ(check("graph @g(%t: bf16[11,8], %i: i64[4]) {\n  %0 = gather(%t, %i) {axis = 0} : "
+                  "bf16[4,8]\n  return %0\n}\n",
+                  {{11, 8}, {4}}),
+            0.0);
 }
 
 std::string disassemble(const std::string& path) {
