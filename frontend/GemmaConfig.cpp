@@ -221,12 +221,7 @@ GemmaConfig parseGemmaConfig(const std::string& text, const std::string& fileNam
 }
 
 GemmaConfig loadGemmaConfig(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file)
-    throw UserError(Location::named(path), "cannot be opened");
-  std::stringstream text;
-  text << file.rdbuf();
-  return parseGemmaConfig(text.str(), path);
+  return parseGemmaConfig(readFileOrThrow(path), path);
 }
 
 std::optional<Head> headFromArchitectures(const GemmaConfig& config) {

@@ -46,15 +46,6 @@ bool isKnownUnsupportedDtype(const std::string& dtype) {
                       [&](const char* k) { return dtype == k; }) != std::end(known);
 }
 
-std::string readTextFile(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file)
-    fail(path, std::string("cannot be opened: ") + std::strerror(errno));
-  std::stringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
 } // namespace
 
 std::string TensorView::shapeString() const {
@@ -195,7 +186,7 @@ WeightStore WeightStore::openFolder(const std::string& folder) {
   fs::path index = dir / "model.safetensors.index.json";
   if (fs::exists(index)) {
     std::string indexFile = index.string();
-    Json json = Json::parse(readTextFile(indexFile), nullptr, false);
+    Json json = Json::parse(readFileOrThrow(indexFile), nullptr, false);
     if (json.is_discarded() || !json.is_object())
       fail(indexFile, "is not a valid JSON object");
     if (!json.contains("weight_map") || !json.at("weight_map").is_object())

@@ -1,6 +1,10 @@
 #include "ir/Diagnostics.h"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 namespace gemma {
 
@@ -14,6 +18,16 @@ std::string formatDiagnostic(const Location& loc, const std::string& severity,
   if (!loc.origin.empty())
     out += loc.origin + ": ";
   return out + message;
+}
+
+std::string readFileOrThrow(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file)
+    throw UserError(Location::named(path),
+                    std::string("cannot be opened: ") + std::strerror(errno));
+  std::stringstream text;
+  text << file.rdbuf();
+  return text.str();
 }
 
 int runReportingErrors(const std::function<int()>& body) {

@@ -49,6 +49,9 @@ public:
 
 [[noreturn]] void internalError(const char* file, int line, const std::string& message);
 
+// The whole of a file's bytes; a UserError naming the file if it cannot be read.
+std::string readFileOrThrow(const std::string& path);
+
 // Runs a tool's body: a UserError is printed as a diagnostic and gives exit code 1, anything else
 // is an internal error (exit code 2); otherwise the body's own exit code.
 int runReportingErrors(const std::function<int()>& body);

@@ -45,15 +45,10 @@ std::vector<Chunk> splitInput(const std::string& text, bool split) {
 }
 
 std::string readInput(const std::string& path) {
+  if (path != "-")
+    return readFileOrThrow(path);
   std::ostringstream contents;
-  if (path == "-") {
-    contents << std::cin.rdbuf();
-    return contents.str();
-  }
-  std::ifstream file(path, std::ios::binary);
-  if (!file)
-    throw UserError("cannot open '" + path + "': " + std::strerror(errno));
-  contents << file.rdbuf();
+  contents << std::cin.rdbuf();
   return contents.str();
 }
 
