@@ -17,6 +17,7 @@
 #include <iostream>
 #include <map>
 #include <sstream>
+#include <unistd.h>
 
 namespace {
 
@@ -241,8 +242,11 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
   std::cerr << "[kernels] " << kernels.groups.size() << " distinct kernels for "
             << model.graph->ops.size() - kernels.withoutKernel.size() << " ops, target "
             << targetKindName(target) << "\n";
+  // Progress on a terminal is one line rewritten; in a log, just the end.
+  bool terminal = isatty(STDERR_FILENO);
   compileKernels(kernels, kernelDir.string(), target, [&](size_t done, size_t total) {
-    std::cerr << "\r  kernels " << done << " of " << total << std::flush;
+    if (terminal || done == total)
+      std::cerr << (terminal ? "\r" : "") << "  kernels " << done << " of " << total << std::flush;
   });
   std::cerr << "\n[kernels] compiled, " << elapsed() << "; objects in " << kernelDir.string()
             << "\n";
