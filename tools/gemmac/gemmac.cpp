@@ -3,6 +3,7 @@
 //   gemmac import FOLDER [--head H] [-o FILE]      the model as text IR
 // Errors print as `error: <where>: <what>` and exit 1; internal errors exit 2.
 
+#include "backend/WeightsFile.h"
 #include "backend/halide/KernelSet.h"
 #include "frontend/HFImporter.h"
 #include "ir/Printer.h"
@@ -250,6 +251,10 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
   });
   std::cerr << "\n[kernels] compiled, " << elapsed() << "; objects in " << kernelDir.string()
             << "\n";
+  fs::path weightsPath = fs::path(outputDir) / (name + ".weights");
+  int64_t written = writeWeightsFile(*model.graph, model.weights, weightsPath.string());
+  std::cerr << "[weights] " << withCommas(written) << " bytes to " << weightsPath.string()
+            << " (model " << modelHash(*model.graph) << ")\n";
   if (emit == "obj")
     return 0;
   throw UserError("--emit " + emit +
