@@ -92,6 +92,7 @@ SafetensorsFile::~SafetensorsFile() {
 }
 
 void SafetensorsFile::parseImage(const uint8_t* bytes, size_t size) {
+  base_ = bytes;
   const std::string& file = path_;
   if (size < 8)
     fail(file,

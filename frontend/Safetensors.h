@@ -40,12 +40,15 @@ public:
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::string& path() const { return path_; }
+  // The first byte of the file's image: a tensor's data is at base() + its offset in the file.
+  const uint8_t* base() const { return base_; }
 
 private:
   SafetensorsFile() = default;
   void parseImage(const uint8_t* bytes, size_t size);
 
   std::string path_;
+  const uint8_t* base_ = nullptr;
   void* mapping_ = nullptr;
   size_t mappingSize_ = 0;
   std::map<std::string, TensorView> tensors_;

@@ -1,0 +1,254 @@
+#include "backend/llvm/EntryPoint.h"
+
+#include <cstring>
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/IR/Module.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/MC/TargetRegistry.h>
+#include <llvm/Support/FileSystem.h>
+#include <llvm/Support/TargetSelect.h>
+#include <llvm/Support/raw_ostream.h>
+#include <llvm/Target/TargetMachine.h>
+#include <llvm/Target/TargetOptions.h>
+
+namespace gemma {
+
+namespace {
+
+// halide_type_code_t and bits of an element type.
+std::pair<int, int> halideTypeCode(ElementType type) {
+  switch (type) {
+  case ElementType::F32:
+    return {2, 32};
+  case ElementType::BF16:
+    return {4, 16};
+  case ElementType::F16:
+    return {2, 16};
+  case ElementType::I64:
+    return {0, 64};
+  case ElementType::I32:
+    return {0, 32};
+  case ElementType::I8:
+    return {0, 8};
+  case ElementType::Bool:
+    return {1, 8};
+  }
+  return {2, 32};
+}
+
+class EntryPointEmitter {
+public:
+  EntryPointEmitter(const Graph& graph, const KernelSet& kernels,
+                    const std::map<std::string, int64_t>& weightOffsets)
+      : graph_(graph), kernels_(kernels), weightOffsets_(weightOffsets),
+        module_(std::make_unique<llvm::Module>("gemma_entry", context_)), b_(context_) {}
+
+  std::unique_ptr<llvm::Module> emit(const std::string& name) {
+    auto* i8p = b_.getInt8PtrTy();
+    auto* i64 = b_.getInt64Ty();
+    auto* fnType = llvm::FunctionType::get(
+        b_.getInt32Ty(), {i8p, i8p, i8p->getPointerTo(), i8p->getPointerTo(), i64, i64, i64},
+        false);
+    fn_ = llvm::Function::Create(fnType, llvm::Function::ExternalLinkage, name, *module_);
+    auto args = fn_->arg_begin();
+    weights_ = &*args++;
+    arena_ = &*args++;
+    inputs_ = &*args++;
+    outputs_ = &*args++;
+    symbols_["batch"] = &*args++;
+    symbols_["seq"] = &*args++;
+    symbols_["past"] = &*args++;
+    b_.SetInsertPoint(llvm::BasicBlock::Create(context_, "entry", fn_));
+    for (size_t i = 0; i < graph_.inputs.size(); ++i)
+      host_[graph_.inputs[i].get()] =
+          b_.CreateLoad(i8p, b_.CreateConstGEP1_64(i8p, inputs_, i), graph_.inputs[i]->name);
+    for (const auto& op : graph_.ops)
+      emitOp(*op);
+    for (size_t i = 0; i < graph_.outputs.size(); ++i)
+      b_.CreateStore(host_.at(graph_.outputs[i].value), b_.CreateConstGEP1_64(i8p, outputs_, i));
+    b_.CreateRet(b_.getInt32(0));
+    std::string problems;
+    llvm::raw_string_ostream stream(problems);
+    if (llvm::verifyModule(*module_, &stream))
+      throw InternalError("entry point does not verify: " + problems);
+    return std::move(module_);
+  }
+
+  llvm::LLVMContext& context() { return context_; }
+
+private:
+  llvm::Value* dimValue(const Dim& dim) {
+    GEMMA_INTERNAL_ASSERT(!dim.isUnknown(), "an unknown dim reached code generation");
+    llvm::Value* value = b_.getInt64(dim.constantPart());
+    for (const auto& [symbol, coefficient] : dim.terms()) {
+      auto it = symbols_.find(symbol);
+      if (it == symbols_.end())
+        throw UserError("dim symbol '" + symbol + "' is not batch, seq or past");
+      value = b_.CreateAdd(value, b_.CreateMul(it->second, b_.getInt64(coefficient)));
+    }
+    return value;
+  }
+
+  llvm::Value* constantData(const Op& op) {
+    const TensorType& type = op.result()->type;
+    int64_t count = *type.staticNumElements();
+    std::vector<double> values;
+    if (const Ints* ints = op.attr<Ints>("value"))
+      values.assign(ints->begin(), ints->end());
+    else
+      values = *op.attr<Floats>("value");
+    std::vector<uint8_t> bytes(
+        static_cast<size_t>(std::max<int64_t>(count, 1) * elementSize(type.elementType)));
+    for (int64_t i = 0; i < count; ++i) {
+      double v = values.size() == 1 ? values[0] : values[i];
+      uint8_t* at = bytes.data() + i * elementSize(type.elementType);
+      switch (type.elementType) {
+      case ElementType::F32: {
+        float f = static_cast<float>(v);
+        std::memcpy(at, &f, 4);
+        break;
+      }
+      case ElementType::BF16: {
+        float f = static_cast<float>(v);
+        uint32_t bits;
+        std::memcpy(&bits, &f, 4);
+        bits = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+        uint16_t half = static_cast<uint16_t>(bits);
+        std::memcpy(at, &half, 2);
+        break;
+      }
+      case ElementType::I64: {
+        int64_t x = static_cast<int64_t>(v);
+        std::memcpy(at, &x, 8);
+        break;
+      }
+      case ElementType::I32: {
+        int32_t x = static_cast<int32_t>(v);
+        std::memcpy(at, &x, 4);
+        break;
+      }
+      default:
+        *at = static_cast<uint8_t>(v != 0);
+      }
+    }
+    auto* data = llvm::ConstantDataArray::get(context_, llvm::ArrayRef<uint8_t>(bytes));
+    auto* global = new llvm::GlobalVariable(*module_, data->getType(), true,
+                                            llvm::GlobalValue::PrivateLinkage, data, "constant");
+    global->setAlignment(llvm::Align(64));
+    return b_.CreateBitCast(global, b_.getInt8PtrTy());
+  }
+
+  // A halide_buffer_t (56 bytes) describing `value` at `host`, filled by gemma_rt_buffer.
+  llvm::Value* describe(const Value* value, llvm::Value* host) {
+    auto* i8p = b_.getInt8PtrTy();
+    const TensorType& type = value->type;
+    int rank = static_cast<int>(type.rank());
+    llvm::Value* buffer = b_.CreateAlloca(b_.getInt64Ty(), b_.getInt32(7));
+    llvm::Value* dims = b_.CreateAlloca(b_.getInt64Ty(), b_.getInt32(std::max(1, 2 * rank)));
+    llvm::Value* extents = b_.CreateAlloca(b_.getInt64Ty(), b_.getInt32(std::max(1, rank)));
+    for (int d = 0; d < rank; ++d)
+      b_.CreateStore(dimValue(type.dims[d]),
+                     b_.CreateConstGEP1_64(b_.getInt64Ty(), extents, static_cast<uint64_t>(d)));
+    auto [code, bits] = halideTypeCode(type.elementType);
+    llvm::FunctionCallee fill = module_->getOrInsertFunction(
+        "gemma_rt_buffer", b_.getVoidTy(), i8p, i8p, i8p, b_.getInt32Ty(), b_.getInt32Ty(),
+        b_.getInt32Ty(), b_.getInt64Ty()->getPointerTo());
+    b_.CreateCall(fill, {b_.CreateBitCast(buffer, i8p), b_.CreateBitCast(dims, i8p), host,
+                         b_.getInt32(code), b_.getInt32(bits), b_.getInt32(rank), extents});
+    return b_.CreateBitCast(buffer, i8p);
+  }
+
+  void emitOp(const Op& op) {
+    auto* i8p = b_.getInt8PtrTy();
+    const Value* result = op.result();
+    switch (op.kind) {
+    case OpKind::Weight: {
+      auto it = weightOffsets_.find(*op.attr<std::string>("name"));
+      if (it == weightOffsets_.end())
+        throw UserError(op.loc, "weight '" + *op.attr<std::string>("name") +
+                                    "' is not in the weights file");
+      host_[result] = b_.CreateConstGEP1_64(b_.getInt8Ty(), weights_, it->second);
+      return;
+    }
+    case OpKind::Constant:
+      host_[result] = constantData(op);
+      return;
+    case OpKind::Reshape:
+    case OpKind::Squeeze:
+    case OpKind::Unsqueeze:
+      host_[result] = host_.at(op.operands[0]); // a view of its operand's buffer
+      return;
+    default:
+      break;
+    }
+    const int64_t* offset = op.attr<int64_t>("arena_offset");
+    if (!offset)
+      throw UserError(op.loc, "'" + std::string(op.mnemonic()) +
+                                  "' has no place in the arena (run plan-memory first)");
+    host_[result] = b_.CreateConstGEP1_64(b_.getInt8Ty(), arena_, static_cast<uint64_t>(*offset));
+    const KernelGroup& group = kernels_.groups.at(kernels_.groupOf.at(&op));
+    std::vector<llvm::Value*> buffers;
+    std::vector<llvm::Type*> types;
+    for (const Value* operand : op.operands) {
+      buffers.push_back(describe(operand, host_.at(operand)));
+      types.push_back(i8p);
+    }
+    buffers.push_back(describe(result, host_[result]));
+    types.push_back(i8p);
+    llvm::FunctionCallee kernel = module_->getOrInsertFunction(
+        group.symbol, llvm::FunctionType::get(b_.getInt32Ty(), types, false));
+    llvm::Value* status = b_.CreateCall(kernel, buffers);
+    // A Halide error ends the call with its code.
+    auto* failed = llvm::BasicBlock::Create(context_, "failed", fn_);
+    auto* next = llvm::BasicBlock::Create(context_, "next", fn_);
+    b_.CreateCondBr(b_.CreateICmpNE(status, b_.getInt32(0)), failed, next);
+    b_.SetInsertPoint(failed);
+    b_.CreateRet(status);
+    b_.SetInsertPoint(next);
+  }
+
+  const Graph& graph_;
+  const KernelSet& kernels_;
+  const std::map<std::string, int64_t>& weightOffsets_;
+  llvm::LLVMContext context_;
+  std::unique_ptr<llvm::Module> module_;
+  llvm::IRBuilder<> b_;
+  llvm::Function* fn_ = nullptr;
+  llvm::Value *weights_ = nullptr, *arena_ = nullptr, *inputs_ = nullptr, *outputs_ = nullptr;
+  std::map<std::string, llvm::Value*> symbols_;
+  std::map<const Value*, llvm::Value*> host_;
+};
+
+} // namespace
+
+void emitEntryPointObject(const Graph& graph, const KernelSet& kernels,
+                          const std::map<std::string, int64_t>& weightOffsets,
+                          const std::string& functionName, const std::string& objectPath) {
+  LLVMInitializeX86TargetInfo();
+  LLVMInitializeX86Target();
+  LLVMInitializeX86TargetMC();
+  LLVMInitializeX86AsmPrinter();
+  EntryPointEmitter emitter(graph, kernels, weightOffsets);
+  std::unique_ptr<llvm::Module> module = emitter.emit(functionName);
+  std::string triple = "x86_64-unknown-linux-gnu", problem;
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, problem);
+  if (!target)
+    throw InternalError("no x86-64 LLVM target: " + problem);
+  std::unique_ptr<llvm::TargetMachine> machine(
+      target->createTargetMachine(triple, "x86-64", "", llvm::TargetOptions(), llvm::Reloc::PIC_));
+  module->setTargetTriple(triple);
+  module->setDataLayout(machine->createDataLayout());
+  std::error_code error;
+  llvm::raw_fd_ostream out(objectPath, error, llvm::sys::fs::OF_None);
+  if (error)
+    throw UserError(Location::named(objectPath), "cannot be written: " + error.message());
+  llvm::legacy::PassManager passes;
+  if (machine->addPassesToEmitFile(passes, out, nullptr, llvm::CGFT_ObjectFile))
+    throw InternalError("LLVM cannot emit an object for x86-64");
+  passes.run(*module);
+  out.flush();
+}
+
+} // namespace gemma

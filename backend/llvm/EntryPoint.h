@@ -1,0 +1,27 @@
+// The model's entry point as LLVM IR, compiled to an object: straight-line code that, for each op
+// of the planned graph, describes its operands and result to Halide (pointers into the weights,
+// the arena, the caller's inputs or constant data; extents computed from batch, seq and past) and
+// calls the op's kernel. Nothing walks a graph at run time.
+//
+//   int32_t NAME(const uint8_t* weights, uint8_t* arena, void* const* inputs, void** outputs,
+//                int64_t batch, int64_t seq, int64_t past);
+//
+// inputs[i] is graph input i's data (dense, row-major); outputs[i] receives output i's address
+// (in the arena). Returns 0, or the first kernel's non-zero Halide error code.
+#pragma once
+
+#include "backend/Target.h"
+#include "backend/halide/KernelSet.h"
+#include "ir/IR.h"
+
+#include <map>
+#include <string>
+
+namespace gemma {
+
+// `weightOffsets` maps each weight name to its data's byte offset from the weights base.
+void emitEntryPointObject(const Graph& graph, const KernelSet& kernels,
+                          const std::map<std::string, int64_t>& weightOffsets,
+                          const std::string& functionName, const std::string& objectPath);
+
+} // namespace gemma

@@ -1,0 +1,21 @@
+/* The C runtime of compiled Gemma programs (grows with the code generator). */
+#ifndef GEMMA_RT_H
+#define GEMMA_RT_H
+
+#include <HalideRuntime.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Describes a dense row-major tensor at `host` to Halide: `extents` outermost first, `code` a
+ * halide_type_code_t, `dims` room for `rank` dimensions. */
+void gemma_rt_buffer(halide_buffer_t* buffer, halide_dimension_t* dims, void* host, int32_t code,
+                     int32_t bits, int32_t rank, const int64_t* extents);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

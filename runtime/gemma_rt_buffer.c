@@ -1,0 +1,27 @@
+/* Halide buffer descriptors for the compiled entry points: the generated code calls this once per
+ * kernel operand rather than laying out halide_buffer_t itself. */
+#include "runtime/gemma_rt.h"
+
+void gemma_rt_buffer(halide_buffer_t* buffer, halide_dimension_t* dims, void* host, int32_t code,
+                     int32_t bits, int32_t rank, const int64_t* extents) {
+  /* extents are the tensor's dims outermost first; Halide's dim 0 is the innermost. */
+  int64_t stride = 1;
+  for (int32_t d = 0; d < rank; ++d) {
+    int64_t extent = extents[rank - 1 - d];
+    dims[d].min = 0;
+    dims[d].extent = (int32_t)extent;
+    dims[d].stride = (int32_t)stride;
+    dims[d].flags = 0;
+    stride *= extent;
+  }
+  buffer->device = 0;
+  buffer->device_interface = 0;
+  buffer->host = (uint8_t*)host;
+  buffer->flags = 0;
+  buffer->type.code = (halide_type_code_t)code;
+  buffer->type.bits = (uint8_t)bits;
+  buffer->type.lanes = 1;
+  buffer->dimensions = rank;
+  buffer->dim = dims;
+  buffer->padding = 0;
+}
