@@ -9,10 +9,13 @@
 extern "C" {
 #endif
 
-/* Describes a dense row-major tensor at `host` to Halide: `extents` outermost first, `code` a
- * halide_type_code_t, `dims` room for `rank` dimensions. */
+/* Describes a row-major tensor at `host` to Halide: `extents` (outermost first) are its logical
+ * dims, `capacities` those of the storage it sits in (the same for a dense tensor; a KV-cache
+ * region holds max_seq_len rows of which past+seq are in use); `code` a halide_type_code_t, `dims`
+ * room for `rank` dimensions. */
 void gemma_rt_buffer(halide_buffer_t* buffer, halide_dimension_t* dims, void* host, int32_t code,
-                     int32_t bits, int32_t rank, const int64_t* extents);
+                     int32_t bits, int32_t rank, const int64_t* extents,
+                     const int64_t* capacities);
 
 #ifdef __cplusplus
 }

@@ -3,16 +3,16 @@
 #include "runtime/gemma_rt.h"
 
 void gemma_rt_buffer(halide_buffer_t* buffer, halide_dimension_t* dims, void* host, int32_t code,
-                     int32_t bits, int32_t rank, const int64_t* extents) {
+                     int32_t bits, int32_t rank, const int64_t* extents,
+                     const int64_t* capacities) {
   /* extents are the tensor's dims outermost first; Halide's dim 0 is the innermost. */
   int64_t stride = 1;
   for (int32_t d = 0; d < rank; ++d) {
-    int64_t extent = extents[rank - 1 - d];
     dims[d].min = 0;
-    dims[d].extent = (int32_t)extent;
+    dims[d].extent = (int32_t)extents[rank - 1 - d];
     dims[d].stride = (int32_t)stride;
     dims[d].flags = 0;
-    stride *= extent;
+    stride *= capacities[rank - 1 - d];
   }
   buffer->device = 0;
   buffer->device_interface = 0;

@@ -639,6 +639,20 @@ Kernel shape(const Op& op, TargetKind) {
   return k;
 }
 
+// kv_cache_append, lowered in place: a copy of the new rows (operand 1) to where the caller's
+// result buffer says they go in the cache region; the past rows are already there.
+Kernel cacheRows(const Op& op, TargetKind target) {
+  Kernel k;
+  k.name = "kv_cache_append";
+  ImageParam rows = operandParam(op, 1, "rows");
+  k.inputs = {rows};
+  std::vector<Var> v = vars(4);
+  k.output = Func("out");
+  k.output(v) = rows(exprs(v));
+  scheduleElementwise(k.output, v, target);
+  return k;
+}
+
 } // namespace
 
 std::vector<Halide::Argument> Kernel::arguments() const {
@@ -704,7 +718,7 @@ Kernel buildKernel(const Op& op, TargetKind target) {
   case OpKind::Concat:
     return concatenate(op, target, *op.attr<int64_t>("axis"));
   case OpKind::KVCacheAppend:
-    return concatenate(op, target, 2);
+    return cacheRows(op, target);
   case OpKind::Slice:
     return slice(op, target);
   case OpKind::ReduceMean:

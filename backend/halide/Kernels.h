@@ -30,7 +30,8 @@ void compileHalideRuntime(const std::string& objectPath, TargetKind target);
 
 // Whether buildKernel handles this op (kind, element types) yet.
 bool hasKernel(const Op& op);
-// Builds the kernel for `op`; throws UserError if there is none for it.
+// Builds the kernel for `op`; throws UserError if there is none for it. kv_cache_append's kernel
+// takes only the new rows and writes them where its result buffer points (into the cache region).
 Kernel buildKernel(const Op& op, TargetKind target);
 
 } // namespace gemma

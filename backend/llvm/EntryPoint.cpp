@@ -49,12 +49,13 @@ public:
     auto* i8p = b_.getInt8PtrTy();
     auto* i64 = b_.getInt64Ty();
     auto* fnType = llvm::FunctionType::get(
-        b_.getInt32Ty(), {i8p, i8p, i8p->getPointerTo(), i8p->getPointerTo(), i64, i64, i64},
+        b_.getInt32Ty(), {i8p, i8p, i8p, i8p->getPointerTo(), i8p->getPointerTo(), i64, i64, i64},
         false);
     fn_ = llvm::Function::Create(fnType, llvm::Function::ExternalLinkage, name, *module_);
     auto args = fn_->arg_begin();
     weights_ = &*args++;
     arena_ = &*args++;
+    kvCache_ = &*args++;
     inputs_ = &*args++;
     outputs_ = &*args++;
     symbols_["batch"] = &*args++;
@@ -148,20 +149,26 @@ private:
     llvm::Value* buffer = b_.CreateAlloca(b_.getInt64Ty(), b_.getInt32(7));
     llvm::Value* dims = b_.CreateAlloca(b_.getInt64Ty(), b_.getInt32(std::max(1, 2 * rank)));
     llvm::Value* extents = b_.CreateAlloca(b_.getInt64Ty(), b_.getInt32(std::max(1, rank)));
-    for (int d = 0; d < rank; ++d)
-      b_.CreateStore(dimValue(type.dims[d]),
-                     b_.CreateConstGEP1_64(b_.getInt64Ty(), extents, static_cast<uint64_t>(d)));
+    llvm::Value* capacities = b_.CreateAlloca(b_.getInt64Ty(), b_.getInt32(std::max(1, rank)));
+    auto region = capacity_.find(value); // values inside a cache region stride by its capacity
+    for (int d = 0; d < rank; ++d) {
+      llvm::Value* extent = dimValue(type.dims[d]);
+      auto at = static_cast<uint64_t>(d);
+      b_.CreateStore(extent, b_.CreateConstGEP1_64(b_.getInt64Ty(), extents, at));
+      b_.CreateStore(region == capacity_.end() ? extent : b_.getInt64(region->second[d]),
+                     b_.CreateConstGEP1_64(b_.getInt64Ty(), capacities, at));
+    }
     auto [code, bits] = halideTypeCode(type.elementType);
     llvm::FunctionCallee fill = module_->getOrInsertFunction(
         "gemma_rt_buffer", b_.getVoidTy(), i8p, i8p, i8p, b_.getInt32Ty(), b_.getInt32Ty(),
-        b_.getInt32Ty(), b_.getInt64Ty()->getPointerTo());
-    b_.CreateCall(fill, {b_.CreateBitCast(buffer, i8p), b_.CreateBitCast(dims, i8p), host,
-                         b_.getInt32(code), b_.getInt32(bits), b_.getInt32(rank), extents});
+        b_.getInt32Ty(), b_.getInt64Ty()->getPointerTo(), b_.getInt64Ty()->getPointerTo());
+    b_.CreateCall(fill,
+                  {b_.CreateBitCast(buffer, i8p), b_.CreateBitCast(dims, i8p), host,
+                   b_.getInt32(code), b_.getInt32(bits), b_.getInt32(rank), extents, capacities});
     return b_.CreateBitCast(buffer, i8p);
   }
 
   void emitOp(const Op& op) {
-    auto* i8p = b_.getInt8PtrTy();
     const Value* result = op.result();
     switch (op.kind) {
     case OpKind::Weight: {
@@ -180,6 +187,9 @@ private:
     case OpKind::Unsqueeze:
       host_[result] = host_.at(op.operands[0]); // a view of its operand's buffer
       return;
+    case OpKind::KVCacheAppend:
+      emitCacheAppend(op);
+      return;
     default:
       break;
     }
@@ -188,15 +198,38 @@ private:
       throw UserError(op.loc, "'" + std::string(op.mnemonic()) +
                                   "' has no place in the arena (run plan-memory first)");
     host_[result] = b_.CreateConstGEP1_64(b_.getInt8Ty(), arena_, static_cast<uint64_t>(*offset));
-    const KernelGroup& group = kernels_.groups.at(kernels_.groupOf.at(&op));
     std::vector<llvm::Value*> buffers;
-    std::vector<llvm::Type*> types;
-    for (const Value* operand : op.operands) {
+    for (const Value* operand : op.operands)
       buffers.push_back(describe(operand, host_.at(operand)));
-      types.push_back(i8p);
-    }
     buffers.push_back(describe(result, host_[result]));
-    types.push_back(i8p);
+    callKernel(op, buffers);
+  }
+
+  // A cache's region is [max_batch,K,max_seq_len,H] at cache_offset in kv_cache; the new rows go
+  // to rows [past, past+seq): the kernel copies `new` there and never reads the past.
+  void emitCacheAppend(const Op& op) {
+    const Value* result = op.result();
+    const TensorType& type = result->type;
+    int64_t kvHeads = type.dims[1].staticValue(), headDim = type.dims[3].staticValue();
+    std::vector<int64_t> capacity = {*op.attr<int64_t>("max_batch"), kvHeads,
+                                     *op.attr<int64_t>("max_seq_len"), headDim};
+    llvm::Value* region = b_.CreateConstGEP1_64(
+        b_.getInt8Ty(), kvCache_, static_cast<uint64_t>(*op.attr<int64_t>("cache_offset")));
+    host_[result] = region;
+    capacity_[result] = capacity;
+    const Value* rows = op.operands[1];
+    llvm::Value* rowOffset =
+        b_.CreateMul(symbols_.at("past"), b_.getInt64(headDim * elementSize(type.elementType)));
+    llvm::Value* destination = b_.CreateGEP(b_.getInt8Ty(), region, rowOffset);
+    destinations_.push_back(std::make_unique<Value>(rows->type, nullptr, 0));
+    const Value* placed = destinations_.back().get();
+    capacity_[placed] = capacity;
+    callKernel(op, {describe(rows, host_.at(rows)), describe(placed, destination)});
+  }
+
+  void callKernel(const Op& op, const std::vector<llvm::Value*>& buffers) {
+    const KernelGroup& group = kernels_.groups.at(kernels_.groupOf.at(&op));
+    std::vector<llvm::Type*> types(buffers.size(), b_.getInt8PtrTy());
     llvm::FunctionCallee kernel = module_->getOrInsertFunction(
         group.symbol, llvm::FunctionType::get(b_.getInt32Ty(), types, false));
     llvm::Value* status = b_.CreateCall(kernel, buffers);
@@ -216,9 +249,12 @@ private:
   std::unique_ptr<llvm::Module> module_;
   llvm::IRBuilder<> b_;
   llvm::Function* fn_ = nullptr;
-  llvm::Value *weights_ = nullptr, *arena_ = nullptr, *inputs_ = nullptr, *outputs_ = nullptr;
+  llvm::Value *weights_ = nullptr, *arena_ = nullptr, *kvCache_ = nullptr, *inputs_ = nullptr,
+              *outputs_ = nullptr;
   std::map<std::string, llvm::Value*> symbols_;
   std::map<const Value*, llvm::Value*> host_;
+  std::map<const Value*, std::vector<int64_t>> capacity_; // values inside a KV-cache region
+  std::vector<std::unique_ptr<Value>> destinations_;      // the new rows' places in the regions
 };
 
 } // namespace

@@ -3,11 +3,14 @@
 // the arena, the caller's inputs or constant data; extents computed from batch, seq and past) and
 // calls the op's kernel. Nothing walks a graph at run time.
 //
-//   int32_t NAME(const uint8_t* weights, uint8_t* arena, void* const* inputs, void** outputs,
-//                int64_t batch, int64_t seq, int64_t past);
+//   int32_t NAME(const uint8_t* weights, uint8_t* arena, uint8_t* kv_cache, void* const* inputs,
+//                void** outputs, int64_t batch, int64_t seq, int64_t past);
 //
-// inputs[i] is graph input i's data (dense, row-major); outputs[i] receives output i's address
-// (in the arena). Returns 0, or the first kernel's non-zero Halide error code.
+// inputs[i] is graph input i's data (dense, row-major; a past cache that plan-kv-cache placed in
+// kv_cache is not read from there); outputs[i] receives output i's address (in the arena, or a
+// cache region [max_batch,K,max_seq_len,H] for a present cache). A kv_cache_append writes only
+// the new rows into its region, which keeps the past rows from earlier calls. Returns 0, or the
+// first kernel's non-zero Halide error code.
 #pragma once
 
 #include "backend/Target.h"
