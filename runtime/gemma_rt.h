@@ -14,8 +14,7 @@ extern "C" {
  * region holds max_seq_len rows of which past+seq are in use); `code` a halide_type_code_t, `dims`
  * room for `rank` dimensions. */
 void gemma_rt_buffer(halide_buffer_t* buffer, halide_dimension_t* dims, void* host, int32_t code,
-                     int32_t bits, int32_t rank, const int64_t* extents,
-                     const int64_t* capacities);
+                     int32_t bits, int32_t rank, const int64_t* extents, const int64_t* capacities);
 
 #ifdef __cplusplus
 }
