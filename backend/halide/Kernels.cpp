@@ -12,26 +12,6 @@ namespace {
 
 using namespace Halide;
 
-Type halideType(ElementType type) {
-  switch (type) {
-  case ElementType::F32:
-    return Float(32);
-  case ElementType::BF16:
-    return BFloat(16);
-  case ElementType::F16:
-    return Float(16);
-  case ElementType::I64:
-    return Int(64);
-  case ElementType::I32:
-    return Int(32);
-  case ElementType::I8:
-    return Int(8);
-  case ElementType::Bool:
-    return UInt(8);
-  }
-  return Float(32);
-}
-
 std::vector<Var> vars(int64_t rank) {
   std::vector<Var> v;
   for (int64_t i = 0; i < rank; ++i)
@@ -654,6 +634,27 @@ Kernel cacheRows(const Op& op, TargetKind target) {
 }
 
 } // namespace
+
+Halide::Type halideType(ElementType type) {
+  using namespace Halide;
+  switch (type) {
+  case ElementType::F32:
+    return Float(32);
+  case ElementType::BF16:
+    return BFloat(16);
+  case ElementType::F16:
+    return Float(16);
+  case ElementType::I64:
+    return Int(64);
+  case ElementType::I32:
+    return Int(32);
+  case ElementType::I8:
+    return Int(8);
+  case ElementType::Bool:
+    return UInt(8);
+  }
+  return Float(32);
+}
 
 std::vector<Halide::Argument> Kernel::arguments() const {
   return std::vector<Halide::Argument>(inputs.begin(), inputs.end());

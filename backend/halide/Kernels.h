@@ -28,6 +28,9 @@ void compileKernelToObject(const Kernel& kernel, const std::string& objectPath,
                            const std::string& functionName, TargetKind target);
 void compileHalideRuntime(const std::string& objectPath, TargetKind target);
 
+// The Halide type holding an element type (bool as uint8).
+Halide::Type halideType(ElementType type);
+
 // Whether buildKernel handles this op (kind, element types) yet.
 bool hasKernel(const Op& op);
 // Builds the kernel for `op`; throws UserError if there is none for it. kv_cache_append's kernel

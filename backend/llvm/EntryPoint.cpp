@@ -17,27 +17,6 @@ namespace gemma {
 
 namespace {
 
-// halide_type_code_t and bits of an element type.
-std::pair<int, int> halideTypeCode(ElementType type) {
-  switch (type) {
-  case ElementType::F32:
-    return {2, 32};
-  case ElementType::BF16:
-    return {4, 16};
-  case ElementType::F16:
-    return {2, 16};
-  case ElementType::I64:
-    return {0, 64};
-  case ElementType::I32:
-    return {0, 32};
-  case ElementType::I8:
-    return {0, 8};
-  case ElementType::Bool:
-    return {1, 8};
-  }
-  return {2, 32};
-}
-
 class EntryPointEmitter {
 public:
   EntryPointEmitter(const Graph& graph, const KernelSet& kernels,
@@ -158,7 +137,8 @@ private:
       b_.CreateStore(region == capacity_.end() ? extent : b_.getInt64(region->second[d]),
                      b_.CreateConstGEP1_64(b_.getInt64Ty(), capacities, at));
     }
-    auto [code, bits] = halideTypeCode(type.elementType);
+    Halide::Type halide = halideType(type.elementType);
+    int code = static_cast<int>(halide.code()), bits = halide.bits();
     llvm::FunctionCallee fill = module_->getOrInsertFunction(
         "gemma_rt_buffer", b_.getVoidTy(), i8p, i8p, i8p, b_.getInt32Ty(), b_.getInt32Ty(),
         b_.getInt32Ty(), b_.getInt64Ty()->getPointerTo(), b_.getInt64Ty()->getPointerTo());

@@ -3,6 +3,7 @@
 // linked by the system compiler into a shared library that the test loads and calls. Its logits
 // must equal the interpreter's (and so transformers'): a prefill from an empty cache, then a
 // decode step that reads the rows the prefill appended in place.
+#include "FixtureUtil.h"
 #include "TestUtil.h"
 #include "backend/WeightsFile.h"
 #include "backend/halide/KernelSet.h"
@@ -14,8 +15,6 @@
 #include <cstring>
 #include <dlfcn.h>
 #include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
 
 namespace gemma {
 namespace {
@@ -23,33 +22,12 @@ namespace {
 using Entry = int32_t (*)(const uint8_t*, uint8_t*, uint8_t*, void* const*, void**, int64_t,
                           int64_t, int64_t);
 
-std::vector<uint8_t> bytesOf(const Tensor& t) {
-  std::vector<uint8_t> out(static_cast<size_t>(t.numElements()) * elementSize(t.elementType) + 8);
-  for (int64_t i = 0; i < t.numElements(); ++i) {
-    if (t.elementType == ElementType::I64) {
-      int64_t v = static_cast<int64_t>(t.data[i]);
-      std::memcpy(out.data() + 8 * i, &v, 8);
-    } else {
-      float v = static_cast<float>(t.data[i]);
-      std::memcpy(out.data() + 4 * i, &v, 4);
-    }
-  }
-  return out;
-}
-
-Tensor readF32(const void* data, std::vector<int64_t> shape) {
-  Tensor t = Tensor::zeros(ElementType::F32, std::move(shape));
-  for (int64_t i = 0; i < t.numElements(); ++i)
-    t.data[i] = static_cast<const float*>(data)[i];
-  return t;
-}
-
 TEST(CompiledModel, LogitsEqualTheInterpreterForPrefillAndDecode) {
   namespace fs = std::filesystem;
   std::string dir = ::testing::TempDir() + "/compiled_mqa";
   fs::remove_all(dir);
   fs::create_directories(dir);
-  ImportedModel model = importHFCheckpoint(std::string(GEMMAC_FIXTURES_DIR) + "/hf/mqa_f32");
+  ImportedModel model = importHFCheckpoint(testing::hfFixtureDir("mqa_f32"));
   auto reference = model.graph->clone();
   PassManagerOptions options;
   options.passOptions.maxBatch = 2;
@@ -79,17 +57,7 @@ TEST(CompiledModel, LogitsEqualTheInterpreterForPrefillAndDecode) {
   auto forward = reinterpret_cast<Entry>(dlsym(library, "gemma_forward"));
   ASSERT_NE(forward, nullptr);
 
-  std::ifstream file(std::string(GEMMAC_FIXTURES_DIR) + "/hf/mqa_f32/reference.json");
-  nlohmann::json ref = nlohmann::json::parse(file);
-  std::vector<Tensor> inputs;
-  for (const char* key : {"input_ids", "attention_mask", "position_ids"}) {
-    auto rows = ref.at(key).get<std::vector<std::vector<double>>>();
-    std::vector<double> data;
-    for (const auto& row : rows)
-      data.insert(data.end(), row.begin(), row.end());
-    inputs.emplace_back(ElementType::I64,
-                        std::vector<int64_t>{2, static_cast<int64_t>(rows[0].size())}, data);
-  }
+  std::vector<Tensor> inputs = testing::fixtureBatch(testing::loadHFReference("mqa_f32"));
   int64_t seq = inputs[0].shape[1];
   const GemmaConfig& c = model.config;
   inputs.insert(inputs.end(), 2 * c.numLayers,
@@ -107,14 +75,17 @@ TEST(CompiledModel, LogitsEqualTheInterpreterForPrefillAndDecode) {
     std::vector<std::vector<uint8_t>> storage;
     std::vector<void*> pointers;
     for (const Tensor& t : in) {
-      storage.push_back(bytesOf(t));
+      // (+8: an empty past still gets a valid pointer)
+      storage.emplace_back(t.numElements() * elementSize(t.elementType) + 8);
+      testing::encodeTensor(t, storage.back().data());
       pointers.push_back(storage.back().data());
     }
     std::vector<void*> outputs(model.graph->outputs.size(), nullptr);
     EXPECT_EQ(forward(weightsFile->base(), arena.data(), cache.data(), pointers.data(),
                       outputs.data(), batch, newTokens, past),
               0);
-    return readF32(outputs[0], {batch, newTokens, c.vocabSize});
+    return testing::decodeTensor(static_cast<const uint8_t*>(outputs[0]), ElementType::F32,
+                                 {batch, newTokens, c.vocabSize});
   };
   auto worst = [](const Tensor& a, const Tensor& b) {
     double w = 0, scale = 0;

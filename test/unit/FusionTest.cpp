@@ -1,13 +1,11 @@
 // The fusion passes on every imported fixture: each fires once per block it targets, and the
 // graph computes the same numbers before and after, for each fusion alone, for -O, and for -O with
 // any subset of the fusions disabled.
+#include "FixtureUtil.h"
 #include "TestUtil.h"
 #include "frontend/HFImporter.h"
 #include "ir/Printer.h"
 #include "passes/Pass.h"
-
-#include <fstream>
-#include <nlohmann/json.hpp>
 
 namespace gemma {
 namespace {
@@ -16,26 +14,12 @@ using testing::sameTensor;
 
 const char* const kFusions[] = {"fuse-rmsnorm", "fuse-rotary", "fuse-attention", "fuse-mlp"};
 
-std::string fixtureDir(const std::string& name) {
-  return std::string(GEMMAC_FIXTURES_DIR) + "/hf/" + name;
-}
-
 // The fixture's left-padded batch with an empty cache, and the interpreter's outputs for it.
 class FixtureRun {
 public:
-  explicit FixtureRun(const std::string& name) : model_(importHFCheckpoint(fixtureDir(name))) {
-    std::ifstream file(fixtureDir(name) + "/reference.json");
-    nlohmann::json ref = nlohmann::json::parse(file);
-    for (const char* key : {"input_ids", "attention_mask", "position_ids"}) {
-      auto rows = ref.at(key).get<std::vector<std::vector<double>>>();
-      std::vector<double> data;
-      for (const auto& row : rows)
-        data.insert(data.end(), row.begin(), row.end());
-      inputs_.emplace_back(ElementType::I64,
-                           std::vector<int64_t>{static_cast<int64_t>(rows.size()),
-                                                static_cast<int64_t>(rows[0].size())},
-                           data);
-    }
+  explicit FixtureRun(const std::string& name)
+      : model_(importHFCheckpoint(testing::hfFixtureDir(name))),
+        inputs_(testing::fixtureBatch(testing::loadHFReference(name))) {
     Tensor cache =
         Tensor::zeros(model_.activationType,
                       {inputs_[0].shape[0], model_.config.numKVHeads, 0, model_.config.headDim});

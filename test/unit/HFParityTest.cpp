@@ -1,6 +1,7 @@
 // The imported graphs, run by the reference interpreter, against what transformers computed on
 // the same checkpoints (test/fixtures/make_hf_fixtures.py): logits of a left-padded batch, last
 // hidden states, greedy generate() ids, and prefill-then-decode through the KV cache.
+#include "FixtureUtil.h"
 #include "TestUtil.h"
 #include "frontend/HFImporter.h"
 
@@ -13,23 +14,9 @@ namespace {
 
 using Json = nlohmann::json;
 
-std::string fixtureDir(const std::string& name) {
-  return std::string(GEMMAC_FIXTURES_DIR) + "/hf/" + name;
-}
-
-Json loadReference(const std::string& name) {
-  std::ifstream file(fixtureDir(name) + "/reference.json");
-  return Json::parse(file);
-}
-
-Tensor idsTensor(const Json& rows) {
-  std::vector<double> data;
-  for (const Json& row : rows)
-    for (const Json& v : row)
-      data.push_back(v.get<double>());
-  return Tensor(ElementType::I64,
-                {static_cast<int64_t>(rows.size()), static_cast<int64_t>(rows[0].size())}, data);
-}
+using testing::hfFixtureDir;
+using testing::loadHFReference;
+using testing::rowsTensor;
 
 Tensor floatTensor(const Json& j) {
   return Tensor(ElementType::F32, j.at("shape").get<std::vector<int64_t>>(),
@@ -109,7 +96,7 @@ void report(const std::string& fixture, const std::string& what, const Compariso
 // eos; rows that finished are padded with pad_token_id.
 std::vector<std::vector<int64_t>> greedyGenerate(const ImportedModel& model, const Json& ids,
                                                  int64_t maxLength) {
-  Tensor input = idsTensor(ids);
+  Tensor input = rowsTensor(ids);
   int64_t batch = input.shape[0];
   Tensor mask = input;
   for (int64_t i = 0; i < mask.numElements(); ++i)
@@ -172,10 +159,10 @@ class HFParity : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(HFParity, BatchOutputsMatchTransformers) {
   const std::string name = GetParam();
-  Json ref = loadReference(name);
-  ImportedModel model = importHFCheckpoint(fixtureDir(name));
-  Tensor ids = idsTensor(ref.at("input_ids")), mask = idsTensor(ref.at("attention_mask")),
-         positions = idsTensor(ref.at("position_ids"));
+  Json ref = loadHFReference(name);
+  ImportedModel model = importHFCheckpoint(hfFixtureDir(name));
+  Tensor ids = rowsTensor(ref.at("input_ids")), mask = rowsTensor(ref.at("attention_mask")),
+         positions = rowsTensor(ref.at("position_ids"));
   std::vector<Tensor> past;
   Tensor ours = Session(model).step(ids, mask, positions, past);
   Tensor expected = floatTensor(ref.at("logits"));
@@ -199,7 +186,7 @@ TEST_P(HFParity, BatchOutputsMatchTransformers) {
   }
 
   // The same checkpoint as a GemmaModel: the last hidden state after the final norm.
-  ImportedModel base = importHFCheckpoint(fixtureDir(name), Head::Model);
+  ImportedModel base = importHFCheckpoint(hfFixtureDir(name), Head::Model);
   std::vector<Tensor> basePast;
   Tensor hidden = Session(base).step(ids, mask, positions, basePast);
   Comparison h = compareUnpadded(hidden, floatTensor(ref.at("last_hidden_state")), mask);
@@ -212,8 +199,8 @@ class HFCausalParity : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(HFCausalParity, GreedyGenerateMatchesTransformers) {
   const std::string name = GetParam();
-  Json ref = loadReference(name);
-  ImportedModel model = importHFCheckpoint(fixtureDir(name));
+  Json ref = loadHFReference(name);
+  ImportedModel model = importHFCheckpoint(hfFixtureDir(name));
   for (const char* which : {"generate_batch", "generate_single"}) {
     const Json& g = ref.at(which);
     const Json& prompt = g.contains("input_ids") ? g.at("input_ids") : ref.at("input_ids");
@@ -227,12 +214,12 @@ TEST_P(HFCausalParity, GreedyGenerateMatchesTransformers) {
 
 TEST_P(HFCausalParity, DecodeThroughTheCacheMatchesFullSequence) {
   const std::string name = GetParam();
-  Json ref = loadReference(name);
-  ImportedModel model = importHFCheckpoint(fixtureDir(name));
+  Json ref = loadHFReference(name);
+  ImportedModel model = importHFCheckpoint(hfFixtureDir(name));
   int64_t row = ref.at("decode").at("row").get<int64_t>();
   int64_t prefix = ref.at("decode").at("prefix").get<int64_t>();
-  Tensor ids = idsTensor(Json::array({ref.at("input_ids")[row]}));
-  Tensor positions = idsTensor(Json::array({ref.at("position_ids")[row]}));
+  Tensor ids = rowsTensor(Json::array({ref.at("input_ids")[row]}));
+  Tensor positions = rowsTensor(Json::array({ref.at("position_ids")[row]}));
   int64_t length = ids.shape[1], vocab = model.config.vocabSize;
   auto columns = [](const Tensor& t, int64_t begin, int64_t end) {
     Tensor out = Tensor::zeros(t.elementType, {1, end - begin});

@@ -2,108 +2,19 @@
 // offset in one byte arena (views and in-place results included): if two buffers that are live
 // together overlapped, a value would be overwritten before its last read and the outputs would
 // differ from the plain interpreter's. Also the KV-cache region sizes.
+#include "FixtureUtil.h"
 #include "RandomGraph.h"
 #include "TestUtil.h"
 #include "frontend/HFImporter.h"
 #include "ir/Printer.h"
 #include "passes/Pass.h"
 
-#include <cstring>
-#include <fstream>
-#include <nlohmann/json.hpp>
-
 namespace gemma {
 namespace {
 
+using testing::decodeTensor;
+using testing::encodeTensor;
 using testing::sameTensor;
-
-void encode(const Tensor& t, uint8_t* out) {
-  for (size_t i = 0; i < t.data.size(); ++i) {
-    double v = t.data[i];
-    switch (t.elementType) {
-    case ElementType::F32: {
-      float f = static_cast<float>(v);
-      std::memcpy(out + 4 * i, &f, 4);
-      break;
-    }
-    case ElementType::BF16: {
-      float f = static_cast<float>(v);
-      uint32_t bits;
-      std::memcpy(&bits, &f, 4);
-      uint16_t half = static_cast<uint16_t>(bits >> 16); // already a bf16 value: exact
-      std::memcpy(out + 2 * i, &half, 2);
-      break;
-    }
-    case ElementType::F16: {
-      _Float16 h = static_cast<_Float16>(v);
-      std::memcpy(out + 2 * i, &h, 2);
-      break;
-    }
-    case ElementType::I64: {
-      int64_t x = static_cast<int64_t>(v);
-      std::memcpy(out + 8 * i, &x, 8);
-      break;
-    }
-    case ElementType::I32: {
-      int32_t x = static_cast<int32_t>(v);
-      std::memcpy(out + 4 * i, &x, 4);
-      break;
-    }
-    case ElementType::I8:
-    case ElementType::Bool:
-      out[i] = static_cast<uint8_t>(static_cast<int8_t>(v));
-      break;
-    }
-  }
-}
-
-Tensor decode(const uint8_t* in, ElementType type, const std::vector<int64_t>& shape) {
-  Tensor t = Tensor::zeros(type, shape);
-  for (size_t i = 0; i < t.data.size(); ++i) {
-    switch (type) {
-    case ElementType::F32: {
-      float f;
-      std::memcpy(&f, in + 4 * i, 4);
-      t.data[i] = f;
-      break;
-    }
-    case ElementType::BF16: {
-      uint16_t half;
-      std::memcpy(&half, in + 2 * i, 2);
-      uint32_t bits = static_cast<uint32_t>(half) << 16;
-      float f;
-      std::memcpy(&f, &bits, 4);
-      t.data[i] = f;
-      break;
-    }
-    case ElementType::F16: {
-      _Float16 h;
-      std::memcpy(&h, in + 2 * i, 2);
-      t.data[i] = static_cast<double>(h);
-      break;
-    }
-    case ElementType::I64: {
-      int64_t x;
-      std::memcpy(&x, in + 8 * i, 8);
-      t.data[i] = static_cast<double>(x);
-      break;
-    }
-    case ElementType::I32: {
-      int32_t x;
-      std::memcpy(&x, in + 4 * i, 4);
-      t.data[i] = x;
-      break;
-    }
-    case ElementType::I8:
-      t.data[i] = static_cast<int8_t>(in[i]);
-      break;
-    case ElementType::Bool:
-      t.data[i] = in[i] != 0;
-      break;
-    }
-  }
-  return t;
-}
 
 // Runs `graph` keeping each op result that has an arena_offset only in the arena.
 std::vector<Tensor> runInArena(const Graph& graph, const std::vector<Tensor>& inputs,
@@ -118,7 +29,7 @@ std::vector<Tensor> runInArena(const Graph& graph, const std::vector<Tensor>& in
     auto it = placed.find(v);
     if (it == placed.end())
       return held.at(v);
-    return decode(arena.data() + it->second.first, v->type.elementType, it->second.second);
+    return decodeTensor(arena.data() + it->second.first, v->type.elementType, it->second.second);
   };
   for (const auto& op : graph.ops) {
     std::vector<Tensor> operands;
@@ -139,7 +50,7 @@ std::vector<Tensor> runInArena(const Graph& graph, const std::vector<Tensor>& in
     int64_t bytes = result.numElements() * elementSize(result.elementType);
     EXPECT_LE(bytes, *op->attr<int64_t>("arena_bytes")) << op->mnemonic();
     EXPECT_LE(*offset + bytes, static_cast<int64_t>(arena.size())) << op->mnemonic();
-    encode(result, arena.data() + *offset);
+    encodeTensor(result, arena.data() + *offset);
     placed[op->result()] = {*offset, result.shape};
   }
   std::vector<Tensor> outputs;
@@ -148,14 +59,10 @@ std::vector<Tensor> runInArena(const Graph& graph, const std::vector<Tensor>& in
   return outputs;
 }
 
-std::string fixtureDir(const std::string& name) {
-  return std::string(GEMMAC_FIXTURES_DIR) + "/hf/" + name;
-}
-
 class Plan : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Plan, PlannedArenaComputesTheSameNumbers) {
-  ImportedModel model = importHFCheckpoint(fixtureDir(GetParam()));
+  ImportedModel model = importHFCheckpoint(testing::hfFixtureDir(GetParam()));
   auto planned = model.graph->clone();
   PassManagerOptions options;
   options.passOptions.maxBatch = 2;
@@ -181,17 +88,7 @@ TEST_P(Plan, PlannedArenaComputesTheSameNumbers) {
               GetParam().c_str(), static_cast<long long>(peak), static_cast<long long>(bound),
               static_cast<long long>(cacheBytes));
 
-  std::ifstream file(fixtureDir(GetParam()) + "/reference.json");
-  nlohmann::json ref = nlohmann::json::parse(file);
-  std::vector<Tensor> inputs;
-  for (const char* key : {"input_ids", "attention_mask", "position_ids"}) {
-    auto rows = ref.at(key).get<std::vector<std::vector<double>>>();
-    std::vector<double> data;
-    for (const auto& row : rows)
-      data.insert(data.end(), row.begin(), row.end());
-    inputs.emplace_back(ElementType::I64,
-                        std::vector<int64_t>{2, static_cast<int64_t>(rows[0].size())}, data);
-  }
+  std::vector<Tensor> inputs = testing::fixtureBatch(testing::loadHFReference(GetParam()));
   int64_t seq = inputs[0].shape[1];
   inputs.insert(inputs.end(), 2 * c.numLayers,
                 Tensor::zeros(model.activationType, {2, c.numKVHeads, 0, c.headDim}));
@@ -219,7 +116,7 @@ TEST_P(Plan, PlannedArenaComputesTheSameNumbers) {
 }
 
 TEST(PlanKVCache, ContextLongerThanPlannedIsARunTimeError) {
-  ImportedModel model = importHFCheckpoint(fixtureDir("mqa_f32"));
+  ImportedModel model = importHFCheckpoint(testing::hfFixtureDir("mqa_f32"));
   PassManagerOptions options;
   options.passOptions.maxSeqLen = 4;
   PassManager passes(options);
