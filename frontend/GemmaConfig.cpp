@@ -90,6 +90,20 @@ private:
   std::string file_;
 };
 
+// A token id or a list of them (eos_token_id may be either).
+std::vector<int64_t> readTokenIds(const ConfigReader& reader, const char* key) {
+  const Json& value = reader.json().at(key);
+  if (!value.is_array())
+    return {reader.integer(key, std::nullopt, 0, kMaxDim)};
+  std::vector<int64_t> ids;
+  for (const Json& id : value) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > kMaxDim)
+      reader.fail(std::string("field '") + key + "' must be a token id or a list of them");
+    ids.push_back(id.get<int64_t>());
+  }
+  return ids;
+}
+
 // transformers 5.24 builds the MLP from ACT2FN[hidden_act]; GemmaConfig.__post_init__ first
 // rewrites the legacy "gelu" of the original gemma-2b/7b configs to "gelu_pytorch_tanh".
 // `hidden_activation` (read by transformers 4.38-4.47) is no longer consulted.
@@ -178,19 +192,8 @@ GemmaConfig parseGemmaConfig(const std::string& text, const std::string& fileNam
 
   config.padTokenId = reader.tokenId("pad_token_id", 0);
   config.bosTokenId = reader.tokenId("bos_token_id", 2);
-  if (reader.has("eos_token_id")) {
-    const Json& eos = json.at("eos_token_id");
-    config.eosTokenIds.clear();
-    if (eos.is_array()) {
-      for (const Json& id : eos) {
-        if (!id.is_number_integer() || id.get<int64_t>() < 0)
-          reader.fail("field 'eos_token_id' must be a token id or a list of them");
-        config.eosTokenIds.push_back(id.get<int64_t>());
-      }
-    } else {
-      config.eosTokenIds.push_back(reader.integer("eos_token_id", std::nullopt, 0, kMaxDim));
-    }
-  }
+  if (reader.has("eos_token_id"))
+    config.eosTokenIds = readTokenIds(reader, "eos_token_id");
   config.tieWordEmbeddings = reader.boolean("tie_word_embeddings", true);
   config.tokenClassificationBias = reader.boolean("token_classification_bias", true);
   if (reader.boolean("attention_bias", false))
@@ -236,6 +239,25 @@ std::optional<Head> headFromArchitectures(const GemmaConfig& config) {
       return Head::TokenClassification;
   }
   return std::nullopt;
+}
+
+GenerationConfig loadGenerationConfig(const std::string& folder, const GemmaConfig& config) {
+  GenerationConfig generation;
+  generation.eosTokenIds = config.eosTokenIds;
+  std::string path = folder + "/generation_config.json";
+  std::ifstream file(path);
+  if (!file)
+    return generation;
+  std::stringstream text;
+  text << file.rdbuf();
+  Json json = Json::parse(text.str(), nullptr, false);
+  if (json.is_discarded() || !json.is_object())
+    throw UserError(Location::named(path), "is not a JSON object");
+  ConfigReader reader(json, path);
+  generation.maxLength = reader.integer("max_length", 20, 1, kMaxDim);
+  if (reader.has("eos_token_id"))
+    generation.eosTokenIds = readTokenIds(reader, "eos_token_id");
+  return generation;
 }
 
 std::optional<Head> parseHeadName(const std::string& name) {

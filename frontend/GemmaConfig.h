@@ -47,6 +47,14 @@ struct GemmaConfig {
 GemmaConfig parseGemmaConfig(const std::string& text, const std::string& fileName);
 GemmaConfig loadGemmaConfig(const std::string& path);
 
+// generation_config.json beside config.json, as generate() reads it: transformers' defaults
+// (max_length 20, config.json's eos ids) where the file or a field is absent.
+struct GenerationConfig {
+  int64_t maxLength = 20;
+  std::vector<int64_t> eosTokenIds;
+};
+GenerationConfig loadGenerationConfig(const std::string& folder, const GemmaConfig& config);
+
 // The head named by `architectures` (the first Gemma one), or nullopt if it names none.
 std::optional<Head> headFromArchitectures(const GemmaConfig& config);
 std::optional<Head> parseHeadName(const std::string& name); // causal-lm, model, seq-cls, token-cls

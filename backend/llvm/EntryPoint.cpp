@@ -241,7 +241,8 @@ private:
 
 void emitEntryPointObject(const Graph& graph, const KernelSet& kernels,
                           const std::map<std::string, int64_t>& weightOffsets,
-                          const std::string& functionName, const std::string& objectPath) {
+                          const std::string& functionName, const std::string& path,
+                          EntryPointFormat format) {
   LLVMInitializeX86TargetInfo();
   LLVMInitializeX86Target();
   LLVMInitializeX86TargetMC();
@@ -257,9 +258,13 @@ void emitEntryPointObject(const Graph& graph, const KernelSet& kernels,
   module->setTargetTriple(triple);
   module->setDataLayout(machine->createDataLayout());
   std::error_code error;
-  llvm::raw_fd_ostream out(objectPath, error, llvm::sys::fs::OF_None);
+  llvm::raw_fd_ostream out(path, error, llvm::sys::fs::OF_None);
   if (error)
-    throw UserError(Location::named(objectPath), "cannot be written: " + error.message());
+    throw UserError(Location::named(path), "cannot be written: " + error.message());
+  if (format == EntryPointFormat::LLVMAssembly) {
+    module->print(out, nullptr);
+    return;
+  }
   llvm::legacy::PassManager passes;
   if (machine->addPassesToEmitFile(passes, out, nullptr, llvm::CGFT_ObjectFile))
     throw InternalError("LLVM cannot emit an object for x86-64");

@@ -22,9 +22,13 @@
 
 namespace gemma {
 
-// `weightOffsets` maps each weight name to its data's byte offset from the weights base.
+enum class EntryPointFormat { Object, LLVMAssembly };
+
+// `weightOffsets` maps each weight name to its data's byte offset from the weights base. Writes
+// an x86-64 object, or the module as LLVM assembly text (`gemmac compile --emit llvm`).
 void emitEntryPointObject(const Graph& graph, const KernelSet& kernels,
                           const std::map<std::string, int64_t>& weightOffsets,
-                          const std::string& functionName, const std::string& objectPath);
+                          const std::string& functionName, const std::string& path,
+                          EntryPointFormat format = EntryPointFormat::Object);
 
 } // namespace gemma

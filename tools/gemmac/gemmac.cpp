@@ -1,10 +1,13 @@
 // gemmac: the compiler driver.
 //   gemmac inspect FOLDER [--head H] [--tensors]   config, parameters, tensors, graph op counts
 //   gemmac import FOLDER [--head H] [-o FILE]      the model as text IR
+//   gemmac compile FOLDER -o OUT [--emit STAGE]    the model as a native program
 // Errors print as `error: <where>: <what>` and exit 1; internal errors exit 2.
 
+#include "backend/Link.h"
 #include "backend/WeightsFile.h"
 #include "backend/halide/KernelSet.h"
+#include "backend/llvm/EntryPoint.h"
 #include "frontend/HFImporter.h"
 #include "ir/Printer.h"
 #include "passes/MemoryPlanPicture.h"
@@ -184,10 +187,11 @@ void printMemoryPlan(const ImportedModel& model, const PassOptions& bounds,
                     "' (is graphviz installed?)");
 }
 
-// gemmac compile: each stage timed on stderr, stopping where --emit says.
+// gemmac compile: each stage timed on stderr, stopping where --emit says:
+// ir -> ir-opt -> llvm (the entry point) -> obj (kernels and entry objects) -> exe.
 int compileModel(const std::string& folder, std::optional<Head> head, const std::string& outputDir,
-                 const std::string& emit, TargetKind target, const PassOptions& bounds,
-                 const std::vector<std::string>& disabled) {
+                 std::string name, const std::string& emit, TargetKind target,
+                 const PassOptions& bounds, const std::vector<std::string>& disabled) {
   namespace fs = std::filesystem;
   using Clock = std::chrono::steady_clock;
   auto started = Clock::now();
@@ -198,19 +202,26 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
     snprintf(text, sizeof text, "%.2f s", seconds);
     return std::string(text);
   };
+  if (name.empty()) {
+    name = fs::path(folder).filename().string();
+    if (name.empty())
+      name = fs::path(folder).parent_path().filename().string();
+  }
+  for (char c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.')
+      throw UserError("--name: '" + name +
+                      "' must be letters, digits, '_', '-' and '.' (it names files and symbols)");
   std::error_code error;
-  fs::create_directories(outputDir, error);
+  fs::path out(outputDir), build = fs::path(outputDir) / "build";
+  fs::create_directories(build, error);
   if (error)
-    throw UserError("-o: cannot create '" + outputDir + "': " + error.message());
-  std::string name = fs::path(folder).filename().string();
-  if (name.empty())
-    name = fs::path(folder).parent_path().filename().string();
+    throw UserError("-o: cannot create '" + build.string() + "': " + error.message());
   auto writeGraph = [&](const Graph& graph, const std::string& file) {
-    std::ofstream out(fs::path(outputDir) / file);
-    printGraph(graph, out, {true});
-    if (!out)
-      throw UserError("cannot write '" + (fs::path(outputDir) / file).string() + "'");
-    std::cerr << "  wrote " << (fs::path(outputDir) / file).string() << "\n";
+    std::ofstream stream(out / file);
+    printGraph(graph, stream, {true});
+    if (!stream)
+      throw UserError("cannot write '" + (out / file).string() + "'");
+    std::cerr << "  wrote " << (out / file).string() << "\n";
   };
 
   ImportedModel model = importHFCheckpoint(folder, head);
@@ -237,8 +248,32 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
     writeGraph(*model.graph, name + ".opt.ir");
     return 0;
   }
+
+  fs::path weightsPath = out / (name + ".weights");
+  int64_t written = writeWeightsFile(*model.graph, model.weights, weightsPath.string());
+  std::string hash = modelHash(*model.graph);
+  std::cerr << "[weights] " << withCommas(written) << " bytes to " << weightsPath.string()
+            << " (model " << hash << "), " << elapsed() << "\n";
+  std::map<std::string, int64_t> offsets;
+  {
+    auto file = openWeightsFile(*model.graph, weightsPath.string());
+    for (const auto& [tensor, view] : file->tensors())
+      offsets[tensor] = view.data - file->base();
+  }
   KernelSet kernels = collectKernels(*model.graph);
-  fs::path kernelDir = fs::path(outputDir) / "kernels";
+  std::string prefix = programSymbolPrefix(name);
+  if (emit == "llvm") {
+    fs::path llvmPath = out / (name + ".ll");
+    emitEntryPointObject(*model.graph, kernels, offsets, prefix + "_forward", llvmPath.string(),
+                         EntryPointFormat::LLVMAssembly);
+    std::cerr << "[llvm] entry point " << prefix << "_forward to " << llvmPath.string() << "\n";
+    return 0;
+  }
+  fs::path entryPath = build / "entry.o";
+  emitEntryPointObject(*model.graph, kernels, offsets, prefix + "_forward", entryPath.string());
+  std::cerr << "[llvm] entry point " << prefix << "_forward, " << elapsed() << "\n";
+
+  fs::path kernelDir = build / "kernels";
   fs::create_directories(kernelDir);
   std::cerr << "[kernels] " << kernels.groups.size() << " distinct kernels for "
             << model.graph->ops.size() - kernels.withoutKernel.size() << " ops, target "
@@ -249,17 +284,34 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
     if (terminal || done == total)
       std::cerr << (terminal ? "\r" : "") << "  kernels " << done << " of " << total << std::flush;
   });
-  std::cerr << "\n[kernels] compiled, " << elapsed() << "; objects in " << kernelDir.string()
-            << "\n";
-  fs::path weightsPath = fs::path(outputDir) / (name + ".weights");
-  int64_t written = writeWeightsFile(*model.graph, model.weights, weightsPath.string());
-  std::cerr << "[weights] " << withCommas(written) << " bytes to " << weightsPath.string()
-            << " (model " << modelHash(*model.graph) << ")\n";
+  std::cerr << "\n[kernels] compiled, " << elapsed() << "; objects in " << build.string() << "\n";
   if (emit == "obj")
     return 0;
-  throw UserError("--emit " + emit +
-                  ": the entry points, runtime and link are not built yet; "
-                  "this compiler stops at --emit obj");
+
+  ProgramFacts facts;
+  facts.name = name;
+  facts.modelHash = hash;
+  facts.weightsFileBytes = static_cast<int64_t>(fs::file_size(weightsPath));
+  facts.head = model.head;
+  facts.vocabSize = model.config.vocabSize;
+  facts.padId = model.config.padTokenId;
+  facts.bosId = model.config.bosTokenId;
+  facts.generation = loadGenerationConfig(folder, model.config);
+  LinkedProgram program =
+      linkProgram(*model.graph, facts, kernels, entryPath.string(), build.string(), outputDir);
+  fs::path tokenizer = fs::path(folder) / "tokenizer.model";
+  if (fs::exists(tokenizer)) {
+    fs::copy_file(tokenizer, out / "tokenizer.model", fs::copy_options::overwrite_existing, error);
+    if (error)
+      throw UserError("cannot copy '" + tokenizer.string() + "' to '" + outputDir +
+                      "': " + error.message());
+  }
+  std::cerr << "[link] " << program.executable << ", " << program.library << ", " << program.header
+            << ", " << elapsed() << "\n";
+  if (!fs::exists(tokenizer))
+    std::cerr << "  note: " << folder
+              << " has no tokenizer.model; the program takes --input-ids only\n";
+  return 0;
 }
 
 } // namespace
@@ -304,14 +356,16 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   }
 
-  std::string outputDir, emit = "exe", targetName = "host";
+  std::string outputDir, emit = "exe", targetName = "host", programName;
   std::vector<std::string> compileDisabled;
   CLI::App* compile = app.add_subcommand(
-      "compile", "Compile the model: import, -O, planning, kernels (and, to come, the program)");
+      "compile", "Compile the model into a program: OUT/<name> (executable), OUT/<name>.weights, "
+                 "OUT/tokenizer.model, OUT/lib<name>.a and OUT/<name>.h");
   compile->add_option("model", folder, "Hugging Face checkpoint folder")->required();
   compile->add_option("-o,--output", outputDir, "Output folder")->required();
   compile->add_option("--head", headFlag, "causal-lm, model, seq-cls or token-cls");
-  compile->add_option("--emit", emit, "Stop after: ir, ir-opt, obj (exe: not yet)")
+  compile->add_option("--name", programName, "The program's name (default: the folder's)");
+  compile->add_option("--emit", emit, "Stop after: ir, ir-opt, llvm, obj, exe (the default)")
       ->check(CLI::IsMember({"ir", "ir-opt", "obj", "llvm", "exe"}));
   compile->add_option("--target", targetName, "host, avx2 or avx512")
       ->check(CLI::IsMember({"host", "avx2", "avx512"}));
@@ -339,8 +393,8 @@ int main(int argc, char** argv) {
                         "' is not one of causal-lm, model, seq-cls, token-cls");
     }
     if (compile->parsed())
-      return compileModel(folder, head, outputDir, emit, *parseTargetKind(targetName), bounds,
-                          compileDisabled);
+      return compileModel(folder, head, outputDir, programName, emit, *parseTargetKind(targetName),
+                          bounds, compileDisabled);
     ImportedModel model = importHFCheckpoint(folder, head);
     if (inspect->parsed()) {
       printInspection(model, listTensors, std::cout);

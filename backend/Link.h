@@ -1,0 +1,40 @@
+// The last stage of `gemmac compile`: the model's description for the runtime (a C object), its
+// C header, its static library (entry point + kernels + Halide runtime + gemmac's runtime) and
+// the executable, linked by the system compiler driver ($CC / $CXX, else cc / c++).
+#pragma once
+
+#include "backend/halide/KernelSet.h"
+#include "frontend/GemmaConfig.h"
+#include "ir/IR.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gemma {
+
+// What the runtime must know that the plan fixed (runtime/gemma_model.h).
+struct ProgramFacts {
+  std::string name; // OUT/<name>, OUT/lib<name>.a, OUT/<name>.h, OUT/<name>.weights
+  std::string modelHash;
+  int64_t weightsFileBytes = 0;
+  Head head = Head::CausalLM;
+  int64_t vocabSize = 0;
+  std::optional<int64_t> padId, bosId;
+  GenerationConfig generation;
+};
+
+// `name` as a C identifier: what the entry point and the model description are called after.
+std::string programSymbolPrefix(const std::string& name);
+
+struct LinkedProgram {
+  std::string executable, library, header;
+};
+
+// Writes OUT/<name>.h and OUT/lib<name>.a and links OUT/<name>, working in `buildDir`.
+// `entryObject` defines <prefix>_forward. Throws UserError when a tool fails.
+LinkedProgram linkProgram(const Graph& graph, const ProgramFacts& facts, const KernelSet& kernels,
+                          const std::string& entryObject, const std::string& buildDir,
+                          const std::string& outputDir);
+
+} // namespace gemma

@@ -1,0 +1,299 @@
+// The C API (gemma_api.h): sessions, the forward call over the KV cache, and transformers'
+// generation loop. Errors never escape as exceptions: each entry point catches and records them.
+#include "runtime/Session.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+
+namespace {
+
+using gemma::rt::Sampler;
+
+// Runs `body`, turning an exception into the session's error and `failed`.
+template <typename T, typename Body> T guarded(gemma_session* session, T failed, Body&& body) {
+  if (!session)
+    return failed;
+  try {
+    session->error.clear();
+    return body();
+  } catch (const std::exception& error) {
+    session->error = error.what();
+  } catch (...) {
+    session->error = "unknown error";
+  }
+  return failed;
+}
+
+uint8_t* allocateZeroed(int64_t bytes, const char* what) {
+  // 64-byte aligned (a vector's width), at least one line so an empty plan is still an address.
+  size_t size = (static_cast<size_t>(std::max<int64_t>(bytes, 1)) + 63) / 64 * 64;
+  void* memory = aligned_alloc(64, size);
+  if (!memory)
+    throw std::runtime_error(std::string("cannot allocate the ") + what + " (" +
+                             std::to_string(bytes) + " bytes)");
+  std::memset(memory, 0, size);
+  return static_cast<uint8_t*>(memory);
+}
+
+void requireTokenizer(const gemma_session* session) {
+  if (!session->tokenizer)
+    throw std::runtime_error("no tokenizer was loaded (give a tokenizer.model)");
+}
+
+int64_t rowsOf(const gemma_model_desc& model, int64_t batch, int64_t seq) {
+  return model.head == GEMMA_HEAD_SEQ_CLS ? batch : batch * seq;
+}
+
+void forward(gemma_session* s, int64_t batch, int64_t seq, int64_t past, const int64_t* ids,
+             const int64_t* mask, const int64_t* positions) {
+  const gemma_model_desc& m = *s->model;
+  if (batch < 1 || batch > m.max_batch)
+    throw std::runtime_error("batch " + std::to_string(batch) + " is outside the compiled 1.." +
+                             std::to_string(m.max_batch) + " (compile with --max-batch)");
+  if (seq < 1 || past < 0 || past + seq > m.max_seq_len)
+    throw std::runtime_error(std::to_string(past) + " cached + " + std::to_string(seq) +
+                             " new tokens exceed the compiled context of " +
+                             std::to_string(m.max_seq_len) + " (compile with --max-seq-len)");
+  for (int64_t i = 0; i < batch * seq; ++i)
+    if (ids[i] < 0 || ids[i] >= m.vocab_size)
+      throw std::runtime_error("token id " + std::to_string(ids[i]) + " is outside the vocabulary");
+  static const int64_t emptyPast[8] = {};
+  std::vector<void*> inputs(static_cast<size_t>(m.num_inputs));
+  for (int32_t i = 0; i < m.num_inputs; ++i) {
+    const void* data = emptyPast;
+    switch (m.input_roles[i]) {
+    case GEMMA_INPUT_IDS:
+      data = ids;
+      break;
+    case GEMMA_INPUT_MASK:
+      data = mask;
+      break;
+    case GEMMA_INPUT_POSITIONS:
+      data = positions;
+      break;
+    default:
+      break;
+    }
+    inputs[static_cast<size_t>(i)] = const_cast<void*>(data);
+  }
+  std::vector<void*> outputs(static_cast<size_t>(m.num_outputs), nullptr);
+  int32_t status = m.forward(s->weights->base(), s->arena.get(), s->kvCache.get(), inputs.data(),
+                             outputs.data(), batch, seq, past);
+  if (status != 0)
+    throw std::runtime_error("a kernel failed (Halide error " + std::to_string(status) + ")");
+  size_t count = static_cast<size_t>(rowsOf(m, batch, seq) * m.output_width);
+  s->rows.resize(count);
+  if (m.output_is_bf16) {
+    const auto* half = static_cast<const uint16_t*>(outputs[0]);
+    for (size_t i = 0; i < count; ++i) {
+      uint32_t bits = static_cast<uint32_t>(half[i]) << 16;
+      std::memcpy(&s->rows[i], &bits, 4);
+    }
+  } else {
+    std::memcpy(s->rows.data(), outputs[0], count * sizeof(float));
+  }
+}
+
+} // namespace
+
+extern "C" {
+
+gemma_session* gemma_open(const gemma_model_desc* model, const char* weights_path,
+                          const char* tokenizer_path, char* error, size_t error_size) {
+  auto report = [&](const std::string& message) -> gemma_session* {
+    if (error && error_size)
+      snprintf(error, error_size, "%s", message.c_str());
+    return nullptr;
+  };
+  if (!model || model->abi != GEMMA_MODEL_ABI)
+    return report("the model description is missing or from another gemmac version");
+  if (!weights_path)
+    return report("no weights file given");
+  try {
+    auto session = std::make_unique<gemma_session>();
+    session->model = model;
+    session->weights = std::make_unique<gemma::rt::MappedWeights>(*model, weights_path);
+    session->arena.reset(allocateZeroed(model->arena_bytes, "activation arena"));
+    session->kvCache.reset(allocateZeroed(model->kv_cache_bytes, "KV cache"));
+    if (tokenizer_path)
+      session->tokenizer = std::make_unique<gemma::rt::Tokenizer>(tokenizer_path, model->bos_id);
+    return session.release();
+  } catch (const std::exception& failure) {
+    return report(failure.what());
+  }
+}
+
+void gemma_close(gemma_session* session) {
+  delete session;
+}
+
+const char* gemma_error(const gemma_session* session) {
+  return session ? session->error.c_str() : "no session";
+}
+
+const char* gemma_model_name(const gemma_session* s) {
+  return s->model->name;
+}
+int32_t gemma_head_kind(const gemma_session* s) {
+  return s->model->head;
+}
+int64_t gemma_max_batch(const gemma_session* s) {
+  return s->model->max_batch;
+}
+int64_t gemma_max_seq_len(const gemma_session* s) {
+  return s->model->max_seq_len;
+}
+int64_t gemma_output_width(const gemma_session* s) {
+  return s->model->output_width;
+}
+int64_t gemma_planned_bytes(const gemma_session* s) {
+  return s->model->weights_file_bytes + s->model->kv_cache_bytes + s->model->arena_bytes;
+}
+
+static int32_t copyIds(const std::vector<int32_t>& ids, int32_t* out, int32_t capacity) {
+  if (out && capacity > 0)
+    std::copy_n(ids.begin(), std::min<size_t>(ids.size(), static_cast<size_t>(capacity)), out);
+  return static_cast<int32_t>(ids.size());
+}
+
+int32_t gemma_tokenize(gemma_session* session, const char* text, int32_t add_bos, int32_t* ids,
+                       int32_t capacity) {
+  return guarded(session, -1, [&] {
+    requireTokenizer(session);
+    return copyIds(session->tokenizer->encode(text ? text : "", add_bos != 0), ids, capacity);
+  });
+}
+
+int32_t gemma_tokenize_chat(gemma_session* session, const char* user_message, int32_t* ids,
+                            int32_t capacity) {
+  return guarded(session, -1, [&] {
+    requireTokenizer(session);
+    std::string text = std::string("<start_of_turn>user\n") + (user_message ? user_message : "") +
+                       "<end_of_turn>\n<start_of_turn>model\n";
+    return copyIds(session->tokenizer->encode(text, true), ids, capacity);
+  });
+}
+
+int64_t gemma_detokenize(gemma_session* session, const int32_t* ids, int32_t count, char* text,
+                         size_t capacity) {
+  return guarded(session, int64_t(-1), [&] {
+    requireTokenizer(session);
+    std::string decoded = session->tokenizer->decode(ids, count > 0 ? size_t(count) : 0);
+    if (text && capacity > 0)
+      snprintf(text, capacity, "%s", decoded.c_str());
+    return static_cast<int64_t>(decoded.size());
+  });
+}
+
+int32_t gemma_piece_id(gemma_session* session, const char* piece) {
+  return guarded(session, -1, [&] {
+    requireTokenizer(session);
+    return session->tokenizer->pieceId(piece ? piece : "");
+  });
+}
+
+int32_t gemma_forward(gemma_session* session, int64_t batch, int64_t seq, int64_t past,
+                      const int64_t* input_ids, const int64_t* attention_mask,
+                      const int64_t* position_ids, float* output) {
+  return guarded(session, -1, [&] {
+    if (!input_ids || !attention_mask || !position_ids || !output)
+      throw std::runtime_error("gemma_forward: a null array");
+    forward(session, batch, seq, past, input_ids, attention_mask, position_ids);
+    std::copy(session->rows.begin(), session->rows.end(), output);
+    return 0;
+  });
+}
+
+void gemma_generation_config_default(const gemma_session* session,
+                                     gemma_generation_config* config) {
+  *config = gemma_generation_config{};
+  config->max_length = session->model->default_max_length;
+  config->temperature = 1;
+  config->top_k = 50;
+  config->top_p = 1;
+  config->num_stop_ids = std::min(session->model->num_eos, 8);
+  for (int32_t i = 0; i < config->num_stop_ids; ++i)
+    config->stop_ids[i] = session->model->eos_ids[i];
+}
+
+int32_t gemma_generate(gemma_session* session, const int32_t* prompt, int32_t prompt_length,
+                       const gemma_generation_config* config, int32_t* output, int32_t capacity,
+                       const gemma_generation_callbacks* callbacks) {
+  return guarded(session, -1, [&] {
+    const gemma_model_desc& m = *session->model;
+    if (m.head != GEMMA_HEAD_CAUSAL_LM)
+      throw std::runtime_error("generation needs a causal-lm model; this one is a classifier "
+                               "or a bare GemmaModel (use gemma_forward)");
+    if (!prompt || prompt_length < 1 || !config || !output)
+      throw std::runtime_error("gemma_generate: an empty prompt or a null argument");
+    int64_t total = config->max_new_tokens > 0 ? int64_t(prompt_length) + config->max_new_tokens
+                                               : int64_t(config->max_length);
+    if (prompt_length > m.max_seq_len)
+      throw std::runtime_error("the prompt has " + std::to_string(prompt_length) +
+                               " tokens, more than the compiled context of " +
+                               std::to_string(m.max_seq_len) + " (compile with --max-seq-len)");
+    if (total <= prompt_length)
+      throw std::runtime_error("max_length " + std::to_string(total) +
+                               " leaves no room after the " + std::to_string(prompt_length) +
+                               "-token prompt");
+    if (total > m.max_seq_len)
+      throw std::runtime_error("max_length " + std::to_string(total) +
+                               " exceeds the compiled context of " + std::to_string(m.max_seq_len) +
+                               " (compile with --max-seq-len)");
+    if (total > capacity)
+      throw std::runtime_error("the output array holds " + std::to_string(capacity) +
+                               " ids, generation may need " + std::to_string(total));
+    std::copy_n(prompt, prompt_length, output);
+    Sampler sampler(*config);
+    gemma_generation_stats stats{};
+    using Clock = std::chrono::steady_clock;
+    std::vector<int64_t> ids, mask, positions;
+    int64_t length = 0; // tokens already in the cache
+    // One forward call over output[length, length + count).
+    auto step = [&](int64_t count, bool inPrompt) {
+      auto started = Clock::now();
+      ids.assign(output + length, output + length + count);
+      mask.assign(static_cast<size_t>(length + count), 1);
+      positions.resize(static_cast<size_t>(count));
+      for (int64_t i = 0; i < count; ++i)
+        positions[static_cast<size_t>(i)] = length + i;
+      forward(session, 1, count, length, ids.data(), mask.data(), positions.data());
+      double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+      (inPrompt ? stats.prefill_seconds : stats.decode_seconds) += seconds;
+      (inPrompt ? stats.prefill_tokens : stats.decode_tokens) += count;
+      if (callbacks && callbacks->on_logits)
+        callbacks->on_logits(callbacks->user, session->rows.data(), count, m.output_width);
+      length += count;
+    };
+    int64_t first = config->prefill_tokens > 0
+                        ? std::min<int64_t>(config->prefill_tokens, prompt_length)
+                        : prompt_length;
+    step(first, true);
+    while (length < prompt_length)
+      step(1, true);
+    int64_t sequence = prompt_length;
+    while (true) {
+      const float* last = session->rows.data() + session->rows.size() - m.output_width;
+      int32_t token = sampler.next(last, m.output_width);
+      output[sequence++] = token;
+      bool stop = std::find(config->stop_ids, config->stop_ids + config->num_stop_ids, token) !=
+                  config->stop_ids + config->num_stop_ids;
+      if (callbacks && callbacks->on_token &&
+          callbacks->on_token(callbacks->user, output, static_cast<int32_t>(sequence)) != 0)
+        stop = true;
+      if (stop || sequence >= total)
+        break;
+      step(1, false);
+    }
+    session->stats = stats;
+    return static_cast<int32_t>(sequence);
+  });
+}
+
+void gemma_last_stats(const gemma_session* session, gemma_generation_stats* stats) {
+  *stats = session->stats;
+}
+
+} // extern "C"

@@ -1,0 +1,73 @@
+// The runtime's inside (C++; the API it implements is gemma_api.h): a session holds the mapped
+// weights, the KV cache and the arena the compiler planned, and the tokenizer.
+#pragma once
+
+#include "runtime/gemma_model.h"
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace sentencepiece {
+class SentencePieceProcessor;
+}
+
+namespace gemma::rt {
+
+// The weights file mapped read-only, after checking that it is this model's.
+class MappedWeights {
+public:
+  // Throws std::runtime_error naming the file and what is wrong with it.
+  MappedWeights(const gemma_model_desc& model, const std::string& path);
+  ~MappedWeights();
+  MappedWeights(const MappedWeights&) = delete;
+  MappedWeights& operator=(const MappedWeights&) = delete;
+  const uint8_t* base() const { return base_; }
+
+private:
+  const uint8_t* base_ = nullptr;
+  size_t size_ = 0;
+};
+
+class Tokenizer {
+public:
+  Tokenizer(const std::string& path, int32_t bosId); // throws std::runtime_error
+  ~Tokenizer();
+  std::vector<int32_t> encode(const std::string& text, bool addBos) const;
+  // As transformers' decode(ids): control and unknown tokens written as their pieces, ids the
+  // tokenizer does not have skipped.
+  std::string decode(const int32_t* ids, size_t count) const;
+  int32_t pieceId(const std::string& piece) const; // -1 when absent
+
+private:
+  std::unique_ptr<sentencepiece::SentencePieceProcessor> processor_;
+  int32_t bosId_;
+};
+
+// Picks the next token from one row of logits: greedy, or transformers' sampling (temperature,
+// then top-k, then top-p, then a draw).
+class Sampler {
+public:
+  explicit Sampler(const gemma_generation_config& config);
+  int32_t next(const float* logits, int64_t vocab);
+
+private:
+  gemma_generation_config config_;
+  std::mt19937_64 random_;
+  std::vector<std::pair<float, int32_t>> candidates_;
+};
+
+} // namespace gemma::rt
+
+struct gemma_session {
+  const gemma_model_desc* model = nullptr;
+  std::string error;
+  std::unique_ptr<gemma::rt::MappedWeights> weights;
+  std::unique_ptr<gemma::rt::Tokenizer> tokenizer;
+  std::unique_ptr<uint8_t, void (*)(void*)> arena{nullptr, free};
+  std::unique_ptr<uint8_t, void (*)(void*)> kvCache{nullptr, free};
+  std::vector<float> rows; // the last forward's output, as float32
+  gemma_generation_stats stats{};
+};
