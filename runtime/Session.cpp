@@ -209,7 +209,9 @@ int32_t gemma_forward(gemma_session* session, int64_t batch, int64_t seq, int64_
 void gemma_generation_config_default(const gemma_session* session,
                                      gemma_generation_config* config) {
   *config = gemma_generation_config{};
-  config->max_length = session->model->default_max_length;
+  // The checkpoint's default, within what the program was compiled for.
+  config->max_length = static_cast<int32_t>(
+      std::min<int64_t>(session->model->default_max_length, session->model->max_seq_len));
   config->temperature = 1;
   config->top_k = 50;
   config->top_p = 1;

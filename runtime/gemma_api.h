@@ -76,7 +76,8 @@ int32_t gemma_forward(gemma_session* session, int64_t batch, int64_t seq, int64_
 /* transformers' generate() for one prompt: greedy unless do_sample; stops at max_length tokens in
  * all (max_new_tokens, when > 0, wins), or after a stop id (which is kept). */
 typedef struct gemma_generation_config {
-  int32_t max_length;     /* default: the checkpoint's generation_config.json, else 20 */
+  int32_t max_length;     /* default: generation_config.json's, else 20;
+                             at most the compiled context */
   int32_t max_new_tokens; /* > 0: overrides max_length */
   int32_t do_sample;
   float temperature; /* 1 */

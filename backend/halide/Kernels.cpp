@@ -221,24 +221,35 @@ Kernel rmsNorm(const Op& op, TargetKind target) {
   return k;
 }
 
-// matmul [..., M, K] x [K, N] (a 2-D right operand, the model's projections), rows of the
-// result in parallel. (Decode-shaped matvec schedules are the performance issue's.)
+// matmul [..., M, K] x [..., K, N], ONNX's (numpy's) batched product with broadcast batch dims:
+// the model's projections (a 2-D right operand) and, with fusions off, attention's QK^T and PV.
+// Rows of the result in parallel. (Decode-shaped matvec schedules are the performance issue's.)
 Kernel matmul(const Op& op, TargetKind target) {
-  if (op.operands[1]->type.rank() != 2)
-    throw UserError(op.loc, "no kernel for a batched right operand yet");
+  const TensorType& result = op.result()->type;
   Kernel k;
   k.name = "matmul";
   ImageParam a = operandParam(op, 0, "a"), b = operandParam(op, 1, "b");
   k.inputs = {a, b};
-  std::vector<Var> v = vars(op.result()->type.rank()); // v[0] = n, v[1] = m, ...
+  std::vector<Var> v = vars(result.rank()); // v[0] = n, v[1] = m, then the batch dims
   RDom r(0, a.dim(0).extent());
-  std::vector<Expr> aAt = {r.x};
-  aAt.insert(aAt.end(), v.begin() + 1, v.end());
+  // An operand's batch dims align with the result's from the innermost; a dim of 1 broadcasts.
+  auto at = [&](const Value* operand, Expr inner, Expr outer) {
+    std::vector<Expr> coordinates = {std::move(inner), std::move(outer)};
+    size_t rank = operand->type.rank();
+    for (size_t d = 2; d < rank; ++d) {
+      const Dim& dim = operand->type.dims[rank - 1 - d];
+      const Dim& out = result.dims[result.rank() - 1 - d];
+      bool broadcast =
+          dim.isStatic() && dim.staticValue() == 1 && !(out.isStatic() && out.staticValue() == 1);
+      coordinates.push_back(broadcast ? Expr(0) : Expr(v[d]));
+    }
+    return coordinates;
+  };
   Func dot("dot");
   dot(v) = 0.0f;
-  dot(v) += toF32(a(aAt)) * toF32(b(v[0], r.x));
+  dot(v) += toF32(a(at(op.operands[0], r.x, v[1]))) * toF32(b(at(op.operands[1], v[0], r.x)));
   k.output = Func("out");
-  k.output(v) = cast(halideType(op.result()->type.elementType), dot(v));
+  k.output(v) = cast(halideType(result.elementType), dot(v));
   // A row of the result at a time: the dot products vectorised across N, accumulated over K.
   int lanes = vectorLanes(target);
   k.output.vectorize(v[0], lanes, TailStrategy::GuardWithIf).parallel(v.back());
@@ -688,8 +699,8 @@ bool hasKernel(const Op& op) {
     int64_t axis = *op.attr<int64_t>("axis");
     return axis == -1 || axis == op.operands[0]->type.rank() - 1;
   }
-  case OpKind::MatMul:
-    return op.operands[1]->type.rank() == 2;
+  case OpKind::MatMul: // ONNX MatMul of two matrices or stacks of them (no 1-D operand)
+    return op.operands[0]->type.rank() >= 2 && op.operands[1]->type.rank() >= 2;
   default:
     return true;
   }

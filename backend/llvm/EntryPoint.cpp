@@ -1,5 +1,6 @@
 #include "backend/llvm/EntryPoint.h"
 
+#include <algorithm>
 #include <cstring>
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/LLVMContext.h>
@@ -166,6 +167,7 @@ private:
     case OpKind::Squeeze:
     case OpKind::Unsqueeze:
       host_[result] = host_.at(op.operands[0]); // a view of its operand's buffer
+      viewCapacity(op);
       return;
     case OpKind::KVCacheAppend:
       emitCacheAppend(op);
@@ -183,6 +185,38 @@ private:
       buffers.push_back(describe(operand, host_.at(operand)));
     buffers.push_back(describe(result, host_[result]));
     callKernel(op, buffers);
+  }
+
+  // A view of a value inside a cache region strides as the region does: (un)squeezing adds or
+  // drops dims of 1. A reshape that regroups dims has no such strides; the importer never makes
+  // one of a cache.
+  void viewCapacity(const Op& op) {
+    auto region = capacity_.find(op.operands[0]);
+    if (region == capacity_.end())
+      return;
+    const TensorType& in = op.operands[0]->type;
+    const TensorType& out = op.result()->type;
+    std::vector<int64_t> capacity;
+    const Ints* axes = op.attr<Ints>("axes");
+    auto listed = [&](int64_t d, int64_t rank) {
+      return axes && std::any_of(axes->begin(), axes->end(),
+                                 [&](int64_t a) { return (a < 0 ? a + rank : a) == d; });
+    };
+    int64_t inRank = static_cast<int64_t>(in.rank()), outRank = static_cast<int64_t>(out.rank());
+    if (op.kind == OpKind::Unsqueeze) {
+      for (int64_t o = 0, i = 0; o < outRank; ++o)
+        capacity.push_back(listed(o, outRank) ? 1 : region->second[static_cast<size_t>(i++)]);
+    } else if (op.kind == OpKind::Squeeze) {
+      for (int64_t i = 0; i < inRank; ++i) {
+        const Dim& dim = in.dims[static_cast<size_t>(i)];
+        bool one = dim.isStatic() && dim.staticValue() == 1;
+        if (!(axes ? listed(i, inRank) : one))
+          capacity.push_back(region->second[static_cast<size_t>(i)]);
+      }
+    }
+    if (static_cast<int64_t>(capacity.size()) != outRank)
+      throw InternalError("cannot view a KV-cache region as " + out.str());
+    capacity_[op.result()] = capacity;
   }
 
   // A cache's region is [max_batch,K,max_seq_len,H] at cache_offset in kv_cache; the new rows go

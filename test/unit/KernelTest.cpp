@@ -84,6 +84,17 @@ TEST(Kernels, MatMulPrefillAndDecode) {
   EXPECT_LE(compareKernel(wide, {{3, 130}, {130, 70}}), 1e-5);
 }
 
+// Attention's products with fusions off: stacks of matrices, a batch dim of 1 broadcast.
+TEST(Kernels, BatchedMatMul) {
+  const char* scores = "graph @g(%q: f32[batch,4,seq,10], %k: f32[batch,4,10,past+seq]) {\n"
+                       "  %0 = matmul(%q, %k) : f32[batch,4,seq,past+seq]\n  return %0\n}\n";
+  EXPECT_LE(compareKernel(scores, {{2, 4, 5, 10}, {2, 4, 10, 5}}), 1e-5);
+  EXPECT_LE(compareKernel(scores, {{1, 4, 1, 10}, {1, 4, 10, 23}}), 1e-5);
+  const char* broadcast = "graph @g(%a: f32[3,seq,17], %b: f32[1,17,9]) {\n"
+                          "  %0 = matmul(%a, %b) : f32[3,seq,9]\n  return %0\n}\n";
+  EXPECT_LE(compareKernel(broadcast, {{3, 6, 17}, {1, 17, 9}}), 1e-5);
+}
+
 TEST(Kernels, EmbeddingGather) {
   const char* text = "graph @g(%t: f32[11,21], %ids: i64[batch,seq]) {\n"
                      "  %0 = gather(%t, %ids) {axis = 0} : f32[batch,seq,21]\n  return %0\n}\n";

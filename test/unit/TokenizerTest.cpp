@@ -1,6 +1,8 @@
 // The look-alike Gemma tokenizer (test/fixtures/tokenizer) through the sentencepiece library the
 // runtime links, against the ids transformers' GemmaTokenizer gave: <bos> + pieces, and decoding
 // back to the text. Its own executable: sentencepiece cannot share a process with protobuf.
+#include "runtime/Session.h"
+
 #include <fstream>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -35,3 +37,34 @@ TEST(Tokenizer, MatchesTransformersIds) {
 }
 
 } // namespace
+
+namespace gemma::rt {
+namespace {
+
+// The runtime's tokenizer, as compiled programs use it: <bos> added by the runtime, and decoding
+// as transformers' decode(ids) prints (special tokens written out, unlike sentencepiece's own).
+TEST(RuntimeTokenizer, EncodesAndDecodesAsTransformers) {
+  Tokenizer tokenizer(GEMMAC_FIXTURES_DIR "/tokenizer/tokenizer.model", 2);
+  std::ifstream file(GEMMAC_FIXTURES_DIR "/tokenizer/reference.json");
+  nlohmann::json reference = nlohmann::json::parse(file);
+  for (const auto& [name, prompt] : reference.at("prompts").items()) {
+    SCOPED_TRACE(name);
+    std::vector<int32_t> ids = tokenizer.encode(prompt.at("text").get<std::string>(), true);
+    EXPECT_EQ(ids, prompt.at("hf_ids").get<std::vector<int32_t>>());
+    EXPECT_EQ(tokenizer.decode(ids.data(), ids.size()),
+              prompt.at("decoded_with_special").get<std::string>());
+  }
+  // Ids the model's vocab has beyond the tokenizer's pieces print nothing; control pieces print.
+  std::vector<int32_t> ids = {2, 612, 1, -5};
+  EXPECT_EQ(tokenizer.decode(ids.data(), ids.size()), "<bos><eos>");
+  EXPECT_EQ(tokenizer.pieceId("<end_of_turn>"), reference["prompts"]["chat"]["hf_ids"][8]);
+  EXPECT_EQ(tokenizer.pieceId("no such piece"), -1);
+}
+
+TEST(RuntimeTokenizer, RefusesAMissingOrBrokenModel) {
+  EXPECT_THROW(Tokenizer("/nonexistent/tokenizer.model", 2), std::runtime_error);
+  EXPECT_THROW(Tokenizer(GEMMAC_FIXTURES_DIR "/tokenizer/corpus.txt", 2), std::runtime_error);
+}
+
+} // namespace
+} // namespace gemma::rt

@@ -1,0 +1,296 @@
+// The compiled programs (made by compile-fixtures.sh, a ctest fixture) against transformers:
+// logits within 1e-4 x max|logit| (bf16: one bf16 step, as HFParityTest explains), greedy ids
+// and decoded text equal to generate(), tokenization equal to the HF ids, classification scores,
+// and prefill + decode through the KV cache equal to full recompute. Every fixture runs as
+// compiled with -O and with every fusion disabled. The programs run as child processes: this
+// process links neither sentencepiece nor the compiler.
+#include "../unit/FixtureUtil.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <gtest/gtest.h>
+#include <sstream>
+#include <sys/wait.h>
+
+namespace gemma {
+namespace {
+
+using nlohmann::json;
+
+struct Output {
+  int status = -1;
+  std::string text;
+};
+
+// Runs a shell command; its stdout (and stderr too when `withErrors`).
+Output run(const std::string& command, bool withErrors = false) {
+  Output output;
+  FILE* pipe = popen((command + (withErrors ? " 2>&1" : "")).c_str(), "r");
+  if (!pipe)
+    return output;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0)
+    output.text.append(buffer, n);
+  int status = pclose(pipe);
+  output.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return output;
+}
+
+std::string quote(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text)
+    quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+std::string idList(const std::vector<int64_t>& ids) {
+  std::string list;
+  for (int64_t id : ids)
+    list += (list.empty() ? "" : ",") + std::to_string(id);
+  return list;
+}
+
+std::vector<int64_t> parseIds(const std::string& line) {
+  std::vector<int64_t> ids;
+  std::istringstream stream(line);
+  int64_t id;
+  while (stream >> id)
+    ids.push_back(id);
+  return ids;
+}
+
+std::vector<float> readFloats(const std::string& path) {
+  std::ifstream file(path, std::ios::binary | std::ios::ate);
+  std::vector<float> values(static_cast<size_t>(file.tellg()) / sizeof(float));
+  file.seekg(0);
+  file.read(reinterpret_cast<char*>(values.data()),
+            static_cast<std::streamsize>(values.size() * sizeof(float)));
+  return values;
+}
+
+// Row r of a reference batch without its left padding.
+std::vector<int64_t> unpadded(const json& reference, size_t r) {
+  std::vector<int64_t> ids;
+  for (size_t i = 0; i < reference["input_ids"][r].size(); ++i)
+    if (reference["attention_mask"][r][i].get<int>() == 1)
+      ids.push_back(reference["input_ids"][r][i].get<int64_t>());
+  return ids;
+}
+
+// The worst |compiled - reference| over the reference's max |value|, accumulated.
+struct Worst {
+  double error = 0, scale = 0;
+  void add(double compiled, double expected) {
+    error = std::max(error, std::fabs(compiled - expected));
+    scale = std::max(scale, std::fabs(expected));
+  }
+  double relative() const { return scale > 0 ? error / scale : error; }
+};
+
+struct Variant {
+  std::string fixture, directory;
+};
+
+void PrintTo(const Variant& variant, std::ostream* out) {
+  *out << variant.directory;
+}
+
+class EndToEnd : public ::testing::TestWithParam<Variant> {
+protected:
+  void SetUp() override {
+    reference_ = testing::loadHFReference(GetParam().fixture);
+    program_ = std::string(GEMMAC_E2E_DIR) + "/" + GetParam().directory + "/" + GetParam().fixture;
+    ASSERT_TRUE(std::filesystem::exists(program_)) << program_ << " was not compiled";
+    dump_ = ::testing::TempDir() + "/" + GetParam().directory + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".f32";
+    std::replace(dump_.begin() + static_cast<long>(::testing::TempDir().size()), dump_.end(), '/',
+                 '_');
+  }
+  bool causal() const { return reference_["model_class"] == "GemmaForCausalLM"; }
+  bool model() const { return GetParam().directory.find("-model") != std::string::npos; }
+  bool bf16() const { return reference_["dtype"] == "bfloat16"; }
+  double tolerance() const { return bf16() ? 0x1p-7 : 1e-4; }
+  Output program(const std::string& flags, bool withErrors = false) {
+    return run(program_ + " " + flags, withErrors);
+  }
+
+  json reference_;
+  std::string program_, dump_;
+};
+
+TEST_P(EndToEnd, OutputsMatchTransformers) {
+  const json& expected = reference_[model() ? "last_hidden_state" : "logits"];
+  bool pooled = reference_["model_class"] == "GemmaForSequenceClassification";
+  int64_t width = expected["shape"].back().get<int64_t>();
+  int64_t columns = pooled ? 1 : expected["shape"][1].get<int64_t>();
+  Worst worst;
+  for (size_t r = 0; r < reference_["input_ids"].size(); ++r) {
+    std::vector<int64_t> ids = unpadded(reference_, r);
+    Output out = program("--input-ids " + idList(ids) + " --dump-logits " + dump_ +
+                             (causal() && !model() ? " --max-new-tokens 1" : ""),
+                         true);
+    ASSERT_EQ(out.status, 0) << out.text;
+    std::vector<float> rows = readFloats(dump_);
+    int64_t count = pooled ? 1 : static_cast<int64_t>(ids.size());
+    ASSERT_EQ(static_cast<int64_t>(rows.size()), count * width);
+    // The reference row is left-padded: its last `count` positions are the unpadded tokens.
+    int64_t start = r * columns * width + (columns - count) * width;
+    for (int64_t i = 0; i < count * width; ++i)
+      worst.add(rows[static_cast<size_t>(i)],
+                expected["data"][static_cast<size_t>(start + i)].get<double>());
+  }
+  std::printf("%s (%s): worst output error vs transformers %.3g x max|value| (max %.3g)\n",
+              GetParam().fixture.c_str(), GetParam().directory.c_str(), worst.relative(),
+              worst.scale);
+  EXPECT_LE(worst.relative(), tolerance());
+}
+
+TEST_P(EndToEnd, TokenizationMatchesTransformers) {
+  // The accents prompt (generate_single's) or, for the classifiers, the batch's first text; the
+  // reference ids were made by GemmaTokenizer. --ids prints the prompt's ids on the first line
+  // (a causal-lm program adds the one token it generated).
+  const json& single = reference_["generate_single"];
+  std::string text = single.is_null() ? "The quick brown fox jumps over the lazy dog."
+                                      : "Café, naïve, résumé: déjà vu in São Paulo.";
+  std::vector<int64_t> expected = single.is_null()
+                                      ? unpadded(reference_, 0)
+                                      : single["input_ids"][0].get<std::vector<int64_t>>();
+  bool generates = causal() && !model();
+  Output out = program(
+      "--prompt " + quote(text) + " --ids" + (generates ? " --max-new-tokens 1" : ""), true);
+  ASSERT_EQ(out.status, 0) << out.text;
+  std::vector<int64_t> ids = parseIds(out.text.substr(0, out.text.find('\n')));
+  ASSERT_EQ(ids.size(), expected.size() + (generates ? 1 : 0));
+  EXPECT_EQ(std::vector<int64_t>(ids.begin(), ids.begin() + static_cast<long>(expected.size())),
+            expected);
+}
+
+// --chat wraps the prompt in Gemma's chat template: the ids GemmaTokenizer gives the template.
+TEST(ChatTemplate, PromptIdsMatchTransformers) {
+  std::ifstream file(GEMMAC_FIXTURES_DIR "/tokenizer/reference.json");
+  std::vector<int64_t> expected =
+      json::parse(file)["prompts"]["chat"]["hf_ids"].get<std::vector<int64_t>>();
+  Output out = run(std::string(GEMMAC_E2E_DIR) +
+                       "/mqa_f32/mqa_f32 --chat --prompt Hello --ids --max-new-tokens 1",
+                   true);
+  ASSERT_EQ(out.status, 0) << out.text;
+  std::vector<int64_t> ids = parseIds(out.text);
+  ASSERT_EQ(ids.size(), expected.size() + 1);
+  EXPECT_EQ(std::vector<int64_t>(ids.begin(), ids.end() - 1), expected);
+}
+
+// Generation and the KV cache: the causal-lm programs only.
+class Generation : public EndToEnd {};
+
+TEST_P(Generation, GreedyIdsAndTextMatchGenerate) {
+  const json& single = reference_["generate_single"];
+  Output out = program("--input-ids " + idList(single["input_ids"][0]) + " --max-length " +
+                           std::to_string(single["max_length"].get<int>()) + " --ids",
+                       true);
+  ASSERT_EQ(out.status, 0) << out.text;
+  EXPECT_EQ(parseIds(out.text), single["output_ids"][0].get<std::vector<int64_t>>());
+
+  // Row 1 of the batch has no padding: generate() continued it to max_length 24.
+  const json& batch = reference_["generate_batch"];
+  out = program("--input-ids " + idList(unpadded(reference_, 1)) + " --max-length " +
+                    std::to_string(batch["max_length"].get<int>()) + " --ids",
+                true);
+  ASSERT_EQ(out.status, 0) << out.text;
+  EXPECT_EQ(parseIds(out.text), batch["output_ids"][1].get<std::vector<int64_t>>());
+
+  // The README's example: the text, as tokenizer.decode(generate(...)[0]) prints it.
+  const json& text = reference_["generate_text"];
+  std::string prompt = " --prompt " + quote(text["prompt"]) + " --max-length " +
+                       std::to_string(text["max_length"].get<int>());
+  out = program(prompt);
+  ASSERT_EQ(out.status, 0);
+  EXPECT_EQ(out.text, text["decoded"].get<std::string>() + "\n");
+  out = program(prompt + " --ids");
+  EXPECT_EQ(parseIds(out.text), text["output_ids"].get<std::vector<int64_t>>());
+}
+
+TEST_P(Generation, DecodeThroughTheCacheEqualsRecompute) {
+  // Row 1: prefill 5 tokens, then one token at a time; every row of logits must equal the full
+  // sequence's (transformers' single forward), and the steps transformers' own cached steps.
+  const json& decode = reference_["decode"];
+  size_t row = decode["row"].get<size_t>();
+  int64_t prefix = decode["prefix"].get<int64_t>();
+  std::vector<int64_t> ids = unpadded(reference_, row);
+  Output out = program("--input-ids " + idList(ids) + " --prefill-tokens " +
+                           std::to_string(prefix) + " --max-new-tokens 1 --dump-logits " + dump_,
+                       true);
+  ASSERT_EQ(out.status, 0) << out.text;
+  std::vector<float> rows = readFloats(dump_);
+  const json& logits = reference_["logits"];
+  int64_t columns = logits["shape"][1].get<int64_t>(), vocab = logits["shape"][2].get<int64_t>();
+  auto n = static_cast<int64_t>(ids.size());
+  ASSERT_EQ(static_cast<int64_t>(rows.size()), n * vocab);
+  Worst full, steps;
+  for (int64_t i = 0; i < n * vocab; ++i)
+    full.add(rows[static_cast<size_t>(i)],
+             logits["data"][static_cast<size_t>(int64_t(row) * columns * vocab + i)]);
+  // step_logits [1, n - prefix + 1, vocab]: the prefill's last row, then each step's.
+  const json& stepLogits = decode["step_logits"]["data"];
+  for (int64_t s = 0; s <= n - prefix; ++s)
+    for (int64_t v = 0; v < vocab; ++v)
+      steps.add(rows[static_cast<size_t>((prefix - 1 + s) * vocab + v)],
+                stepLogits[static_cast<size_t>(s * vocab + v)]);
+  std::printf("%s (%s): prefill %lld + %lld decode steps vs full recompute %.3g, vs "
+              "transformers' cached steps %.3g (x max|logit|)\n",
+              GetParam().fixture.c_str(), GetParam().directory.c_str(),
+              static_cast<long long>(prefix), static_cast<long long>(n - prefix), full.relative(),
+              steps.relative());
+  EXPECT_LE(full.relative(), tolerance());
+  EXPECT_LE(steps.relative(), tolerance());
+}
+
+// A C program built against OUT/mqa_f32.h and OUT/libmqa_f32.a gives generate()'s ids and text.
+TEST(CProgram, EmbedsTheStaticLibrary) {
+  std::string out = std::string(GEMMAC_E2E_DIR) + "/mqa_f32",
+              program = ::testing::TempDir() + "/embed_mqa_f32";
+  Output build = run(std::string("cc -std=c11 -Wall -Wextra -Werror -I ") + out +
+                         " -DMODEL_HEADER='\"mqa_f32.h\"' -DMODEL=mqa_f32_model " +
+                         GEMMAC_E2E_SOURCE_DIR + "/embed.c " + out +
+                         "/libmqa_f32.a -lsentencepiece -lstdc++ -lpthread -ldl -lm -o " + program,
+                     true);
+  ASSERT_EQ(build.status, 0) << build.text;
+  const json text = testing::loadHFReference("mqa_f32")["generate_text"];
+  Output result =
+      run(program + " " + out + "/mqa_f32.weights " + out + "/tokenizer.model " +
+              quote(text["prompt"]) + " " + std::to_string(text["max_length"].get<int>()),
+          true);
+  ASSERT_EQ(result.status, 0) << result.text;
+  size_t newline = result.text.find('\n');
+  EXPECT_EQ(parseIds(result.text.substr(0, newline)),
+            text["output_ids"].get<std::vector<int64_t>>());
+  EXPECT_EQ(result.text.substr(newline + 1), text["decoded"].get<std::string>() + "\n");
+}
+
+// Each fixture as compile-fixtures.sh compiled it: with -O, and with every fusion disabled.
+std::vector<Variant> variants(bool causalOnly) {
+  std::vector<Variant> all;
+  for (const char* fixture : {"mqa_f32", "mha_untied_f32", "gqa_exact_sharded_f32", "mqa_bf16",
+                              "seq_cls_f32", "token_cls_f32"}) {
+    if (causalOnly && std::string(fixture).find("cls") != std::string::npos)
+      continue;
+    all.push_back({fixture, fixture});
+    all.push_back({fixture, std::string(fixture) + "-unfused"});
+  }
+  if (!causalOnly)
+    all.push_back({"mqa_f32", "mqa_f32-model"}); // compiled with --head model
+  return all;
+}
+
+std::string variantName(const ::testing::TestParamInfo<Variant>& info) {
+  std::string name = info.param.directory;
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, EndToEnd, ::testing::ValuesIn(variants(false)), variantName);
+INSTANTIATE_TEST_SUITE_P(Fixtures, Generation, ::testing::ValuesIn(variants(true)), variantName);
+
+} // namespace
+} // namespace gemma

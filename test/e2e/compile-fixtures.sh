@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Compiles every Hugging Face fixture into a program for the end-to-end tests: with -O as users
+# get it, with every fusion disabled (the primitive ops' kernels must give the same answers),
+# and mqa_f32 as a bare GemmaModel. Two at a time (the machines have two cores).
+#   compile-fixtures.sh GEMMAC OUTDIR
+set -euo pipefail
+gemmac="$1"
+out="$2"
+fixtures="$(cd "$(dirname "$0")/../fixtures/hf" && pwd)"
+rm -rf "$out"
+mkdir -p "$out"
+no_fusions="--disable-pass fuse-rmsnorm --disable-pass fuse-rotary --disable-pass fuse-attention --disable-pass fuse-mlp"
+jobs=()
+for fixture in mqa_f32 mha_untied_f32 gqa_exact_sharded_f32 mqa_bf16 seq_cls_f32 token_cls_f32; do
+  jobs+=("$fixture|$fixture|")
+  jobs+=("$fixture|$fixture-unfused|$no_fusions")
+done
+jobs+=("mqa_f32|mqa_f32-model|--head model")
+printf '%s\n' "${jobs[@]}" | xargs -P 2 -I{} bash -c '
+  IFS="|" read -r fixture name flags <<< "{}"
+  if ! "'"$gemmac"'" compile "'"$fixtures"'/$fixture" -o "'"$out"'/$name" --name "$fixture" $flags \
+      > "'"$out"'/$name.log" 2>&1; then
+    cat "'"$out"'/$name.log"; exit 1
+  fi
+  echo "compiled $name"'
