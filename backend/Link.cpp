@@ -90,13 +90,13 @@ int64_t graphInteger(const Graph& graph, const char* name) {
 }
 
 // The model's description (runtime/gemma_model.h) as C: what the plan fixed, in one constant.
-std::string describeModel(const Graph& graph, const ProgramFacts& facts,
-                          const std::string& prefix) {
+std::string describeModel(const Graph& graph, const ProgramFacts& facts, const std::string& model,
+                          const std::string& entry) {
   std::ostringstream c;
   c << "/* Written by gemmac for model " << facts.name << ". */\n"
     << "#include \"runtime/gemma_model.h\"\n\n"
-    << "int32_t " << prefix
-    << "_forward(const uint8_t*, uint8_t*, uint8_t*, void* const*, void**, int64_t, int64_t, "
+    << "int32_t " << entry
+    << "(const uint8_t*, uint8_t*, uint8_t*, void* const*, void**, int64_t, int64_t, "
        "int64_t);\n\n";
   c << "static const int32_t eos_ids[] = {";
   for (int64_t id : facts.generation.eosTokenIds)
@@ -121,11 +121,11 @@ std::string describeModel(const Graph& graph, const ProgramFacts& facts,
   if (output.elementType != ElementType::F32 && output.elementType != ElementType::BF16)
     throw UserError("the model's output is " + std::string(elementTypeName(output.elementType)) +
                     "; the runtime reads float32 or bfloat16");
-  c << "const gemma_model_desc " << prefix << "_model = {\n"
+  c << "const gemma_model_desc " << model << " = {\n"
     << "    .abi = GEMMA_MODEL_ABI,\n"
     << "    .name = " << cString(facts.name) << ",\n"
     << "    .model_hash = " << cString(facts.modelHash) << ",\n"
-    << "    .forward = " << prefix << "_forward,\n"
+    << "    .forward = " << entry << ",\n"
     << "    .weights_file_bytes = " << facts.weightsFileBytes << ",\n"
     << "    .arena_bytes = " << graphInteger(graph, "arena_bytes") << ",\n"
     << "    .kv_cache_bytes = " << graphInteger(graph, "kv_cache_bytes") << ",\n"
@@ -147,63 +147,66 @@ std::string describeModel(const Graph& graph, const ProgramFacts& facts,
   return c.str();
 }
 
-std::string describeHeader(const Graph& graph, const ProgramFacts& facts, const std::string& prefix,
+std::string describeHeader(const Graph& graph, const ProgramFacts& facts, const std::string& model,
                            const std::string& api) {
   std::ostringstream h;
-  std::string guard = prefix;
+  std::string guard = model;
   for (char& ch : guard)
     ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   h << "/* " << facts.name << ": a Gemma model (" << headName(facts.head)
     << ") compiled by gemmac, for batches of up to " << graphInteger(graph, "max_batch")
     << " and sequences of up to " << graphInteger(graph, "max_seq_len")
     << " tokens. Weights: " << facts.name << ".weights (model " << facts.modelHash << ").\n"
-    << " * Open it with gemma_open(&" << prefix << "_model, ...); link with lib" << facts.name
+    << " * Open it with gemma_open(&" << model << ", ...); link with lib" << facts.name
     << ".a -lsentencepiece -lstdc++ -lpthread -ldl -lm. */\n"
-    << "#ifndef " << guard << "_MODEL_H\n#define " << guard << "_MODEL_H\n\n"
+    << "#ifndef " << guard << "_H\n#define " << guard << "_H\n\n"
     << api << "\n"
     << "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
-    << "extern const gemma_model_desc " << prefix << "_model;\n\n"
+    << "extern const gemma_model_desc " << model << ";\n\n"
     << "#ifdef __cplusplus\n}\n#endif\n\n#endif\n";
   return h.str();
 }
 
 } // namespace
 
-std::string programSymbolPrefix(const std::string& name) {
+std::string programModelSymbol(const std::string& name) {
   std::string prefix;
   for (char c : name)
     prefix += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
   if (prefix.empty() || std::isdigit(static_cast<unsigned char>(prefix[0])))
     prefix = "m_" + prefix;
-  return prefix;
+  if (prefix + "_model" == "gemma_main_model") // the executable's glue (runtime/main.cpp)
+    throw UserError("--name: '" + name + "' would clash with the runtime's gemma_main_model");
+  return prefix + "_model";
+}
+
+std::string programEntrySymbol(const std::string& name) {
+  return programModelSymbol(name) + "_forward";
 }
 
 LinkedProgram linkProgram(const Graph& graph, const ProgramFacts& facts, const KernelSet& kernels,
                           const std::string& entryObject, const std::string& buildDir,
                           const std::string& outputDir) {
-  std::string prefix = programSymbolPrefix(facts.name);
+  std::string model = programModelSymbol(facts.name), entry = programEntrySymbol(facts.name);
   fs::path build(buildDir), out(outputDir);
   std::string cc = toolFromEnvironment("CC", "cc"), cxx = toolFromEnvironment("CXX", "c++");
   std::string ar = toolFromEnvironment("AR", "ar");
   fs::path runtimeSource = GEMMAC_RUNTIME_INCLUDE;
 
-  writeText(build / "model.c", describeModel(graph, facts, prefix));
+  writeText(build / "model.c", describeModel(graph, facts, model, entry));
   runTool({cc, "-c", "-O2", "-fPIC", "-I", runtimeSource.string(), (build / "model.c").string(),
            "-o", (build / "model.o").string()},
           "compiling the model description");
-  writeText(build / "main_model.c", "#include \"runtime/gemma_model.h\"\nextern const "
-                                    "gemma_model_desc " +
-                                        prefix +
-                                        "_model;\nconst gemma_model_desc* const gemma_main_model "
-                                        "= &" +
-                                        prefix + "_model;\n");
+  writeText(build / "main_model.c",
+            "#include \"runtime/gemma_model.h\"\nextern const gemma_model_desc " + model +
+                ";\nconst gemma_model_desc* const gemma_main_model = &" + model + ";\n");
   runTool({cc, "-c", "-O2", "-fPIC", "-I", runtimeSource.string(),
            (build / "main_model.c").string(), "-o", (build / "main_model.o").string()},
           "compiling the program's glue");
 
   LinkedProgram program;
   program.header = (out / (facts.name + ".h")).string();
-  writeText(program.header, describeHeader(graph, facts, prefix,
+  writeText(program.header, describeHeader(graph, facts, model,
                                            readText(runtimeSource / "runtime" / "gemma_api.h")));
 
   // The library holds everything a C program needs but sentencepiece: the runtime's objects are

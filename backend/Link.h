@@ -24,15 +24,18 @@ struct ProgramFacts {
   GenerationConfig generation;
 };
 
-// `name` as a C identifier: what the entry point and the model description are called after.
-std::string programSymbolPrefix(const std::string& name);
+// The C symbols a program named `name` defines: its model description <prefix>_model (what C
+// programs pass to gemma_open) and its entry point <prefix>_model_forward, <prefix> being `name`
+// as a C identifier. Throws UserError for a name whose symbols would clash with the runtime's.
+std::string programModelSymbol(const std::string& name);
+std::string programEntrySymbol(const std::string& name);
 
 struct LinkedProgram {
   std::string executable, library, header;
 };
 
 // Writes OUT/<name>.h and OUT/lib<name>.a and links OUT/<name>, working in `buildDir`.
-// `entryObject` defines <prefix>_forward. Throws UserError when a tool fails.
+// `entryObject` defines programEntrySymbol(name). Throws UserError when a tool fails.
 LinkedProgram linkProgram(const Graph& graph, const ProgramFacts& facts, const KernelSet& kernels,
                           const std::string& entryObject, const std::string& buildDir,
                           const std::string& outputDir);

@@ -1,27 +1,29 @@
 #!/usr/bin/env bash
-# The main job, as far as it exists today: build, import the bundled small Gemma checkpoint
-# (test/fixtures/hf/mqa_f32, made by transformers) into IR, run the default pipeline over it,
-# compile its Halide kernels to objects, and run gemma-opt on the example RMSNorm graph. Linking
-# a native program and generating text come with the rest of the backend.
+# The main job: build gemmac, compile the bundled small Gemma checkpoint (test/fixtures/hf/mqa_f32,
+# random weights made by transformers, with a look-alike of Gemma's tokenizer) into a native
+# program, and generate text with it. Give another checkpoint folder and prompt to use those:
+#   bash scripts/run.sh [FOLDER] [PROMPT]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${GEMMAC_BUILD_DIR:-$root/build}"
+"$root/scripts/install-deps.sh" >/dev/null
 "$root/scripts/build.sh" >/dev/null
 model="${1:-$root/test/fixtures/hf/mqa_f32}"
+prompt="${2:-Plants create energy through a process known as photosynthesis.}"
 gemmac="$build/tools/gemmac/gemmac"
-gemma_opt="$build/tools/gemma-opt/gemma-opt"
+out="$build/run-output"
+name=gemma
 
 echo "== gemmac inspect $model"
 "$gemmac" inspect "$model"
 echo
-echo "== gemmac import $model | gemma-opt -O   (first layer's attention)"
-"$gemmac" import "$model" --print-loc | "$gemma_opt" -O --print-loc |
-  grep 'loc("model.layers.0.self_attn' | head -40
+echo "== gemmac compile $model -o $out --name $name"
+rm -rf "$out"
+"$gemmac" compile "$model" -o "$out" --name "$name"
+ls -l "$out"
 echo
-echo "== gemmac compile $model --emit obj"
-"$gemmac" compile "$model" -o "$build/run-output" --emit obj
-ls "$build/run-output/kernels" | head -5
-echo "   ..."
+echo "== $out/$name --prompt \"$prompt\" --max-length 50"
+"$out/$name" --prompt "$prompt" --max-length 50
 echo
-echo "== gemma-opt -O examples/rmsnorm.ir"
-"$gemma_opt" "$root/examples/rmsnorm.ir" -O
+echo "== the same through the KV cache, with timings (--bench ignores eos)"
+"$out/$name" --prompt "$prompt" --max-length 50 --bench > /dev/null

@@ -261,17 +261,18 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
       offsets[tensor] = view.data - file->base();
   }
   KernelSet kernels = collectKernels(*model.graph);
-  std::string prefix = programSymbolPrefix(name);
   if (emit == "llvm") {
     fs::path llvmPath = out / (name + ".ll");
-    emitEntryPointObject(*model.graph, kernels, offsets, prefix + "_forward", llvmPath.string(),
-                         EntryPointFormat::LLVMAssembly);
-    std::cerr << "[llvm] entry point " << prefix << "_forward to " << llvmPath.string() << "\n";
+    emitEntryPointObject(*model.graph, kernels, offsets, programEntrySymbol(name),
+                         llvmPath.string(), EntryPointFormat::LLVMAssembly);
+    std::cerr << "[llvm] entry point " << programEntrySymbol(name) << " to " << llvmPath.string()
+              << "\n";
     return 0;
   }
   fs::path entryPath = build / "entry.o";
-  emitEntryPointObject(*model.graph, kernels, offsets, prefix + "_forward", entryPath.string());
-  std::cerr << "[llvm] entry point " << prefix << "_forward, " << elapsed() << "\n";
+  emitEntryPointObject(*model.graph, kernels, offsets, programEntrySymbol(name),
+                       entryPath.string());
+  std::cerr << "[llvm] entry point " << programEntrySymbol(name) << ", " << elapsed() << "\n";
 
   fs::path kernelDir = build / "kernels";
   fs::create_directories(kernelDir);
