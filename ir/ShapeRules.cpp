@@ -253,20 +253,26 @@ TensorType inferGather(const Op& op, AttrReader& attrs) {
   return result;
 }
 
+// Checks that `perm` permutes 0..rank-1 (transpose's perm, a packed weight's).
+void checkPerm(const Op& op, const Ints& perm, int64_t rank) {
+  if (static_cast<int64_t>(perm.size()) != rank)
+    fail(op,
+         "perm has " + std::to_string(perm.size()) + " entries for rank " + std::to_string(rank));
+  std::vector<bool> seen(perm.size(), false);
+  for (int64_t p : perm) {
+    if (p < 0 || p >= rank || seen[p])
+      fail(op, "perm is not a permutation of 0.." + std::to_string(rank - 1));
+    seen[p] = true;
+  }
+}
+
 TensorType inferTranspose(const Op& op, AttrReader& attrs) {
   const TensorType& input = operandType(op, 0);
   Ints perm = attrs.ints("perm");
-  if (static_cast<int64_t>(perm.size()) != input.rank())
-    fail(op, "perm has " + std::to_string(perm.size()) + " entries for rank " +
-                 std::to_string(input.rank()));
-  std::vector<bool> seen(perm.size(), false);
+  checkPerm(op, perm, input.rank());
   TensorType result{input.elementType, {}};
-  for (int64_t p : perm) {
-    if (p < 0 || p >= input.rank() || seen[p])
-      fail(op, "perm is not a permutation of 0.." + std::to_string(input.rank() - 1));
-    seen[p] = true;
+  for (int64_t p : perm)
     result.dims.push_back(input.dims[p]);
-  }
   return result;
 }
 
@@ -587,6 +593,8 @@ std::vector<TensorType> inferResultTypes(const Op& op) {
       fail(op, "needs a non-empty name");
     if (!declaredType(op).staticNumElements())
       fail(op, "needs a static result type, got " + declaredType(op).str());
+    if (op.attr<Ints>("perm")) // stored permuted (pack-weights): a permutation of the dims
+      checkPerm(op, attrs.ints("perm"), declaredType(op).rank());
     result = declaredType(op);
     break;
   case OpKind::Add:

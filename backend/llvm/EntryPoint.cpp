@@ -1,5 +1,7 @@
 #include "backend/llvm/EntryPoint.h"
 
+#include "backend/WeightsFile.h"
+
 #include <algorithm>
 #include <cstring>
 #include <llvm/IR/IRBuilder.h>
@@ -153,10 +155,9 @@ private:
     const Value* result = op.result();
     switch (op.kind) {
     case OpKind::Weight: {
-      auto it = weightOffsets_.find(*op.attr<std::string>("name"));
+      auto it = weightOffsets_.find(weightKey(op));
       if (it == weightOffsets_.end())
-        throw UserError(op.loc, "weight '" + *op.attr<std::string>("name") +
-                                    "' is not in the weights file");
+        throw UserError(op.loc, "weight '" + weightKey(op) + "' is not in the weights file");
       host_[result] = b_.CreateConstGEP1_64(b_.getInt8Ty(), weights_, it->second);
       return;
     }
