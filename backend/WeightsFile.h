@@ -14,11 +14,8 @@ namespace gemma {
 // A fingerprint of the compiled graph (its printed text, plan included), hex.
 std::string modelHash(const Graph& graph);
 
-// The weights file's key for a weight op: its name, with the layout for a packed one
-// ("lm_head.weight@perm(1,0)").
-std::string weightKey(const Op& weightOp);
-
-// Writes the tensors named by the graph's `weight` ops (packed ones transposed), in first-use order
+// Writes the tensors named by the graph's `weight` ops, each once and as stored in the checkpoint
+// (a weight op with `perm` reads its tensor through permuted strides), in first-use order
 // and their stored dtype, with metadata {"format": "gemmac-weights/1", "model_hash":
 // modelHash(graph)}. Returns the bytes written.
 int64_t writeWeightsFile(const Graph& graph, const WeightStore& weights, const std::string& path);

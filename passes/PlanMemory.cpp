@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <map>
 #include <numeric>
+#include <set>
 
 namespace gemma {
 
@@ -116,9 +117,10 @@ public:
       return b;
     };
     int64_t weightsBytes = 0;
+    std::set<std::string> weightNames; // a tensor read in two layouts is stored once
     for (int i = 0; i < end; ++i) {
       Op& op = *ops[i];
-      if (op.kind == OpKind::Weight)
+      if (op.kind == OpKind::Weight && weightNames.insert(*op.attr<std::string>("name")).second)
         weightsBytes +=
             *op.result()->type.staticNumElements() * elementSize(op.result()->type.elementType);
       if (op.kind == OpKind::Weight || op.kind == OpKind::Constant ||

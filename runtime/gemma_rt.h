@@ -16,6 +16,12 @@ extern "C" {
 void gemma_rt_buffer(halide_buffer_t* buffer, halide_dimension_t* dims, void* host, int32_t code,
                      int32_t bits, int32_t rank, const int64_t* extents, const int64_t* capacities);
 
+/* The same with explicit element strides (outermost first): a weight read in place through
+ * permuted strides. */
+void gemma_rt_buffer_strided(halide_buffer_t* buffer, halide_dimension_t* dims, void* host,
+                             int32_t code, int32_t bits, int32_t rank, const int64_t* extents,
+                             const int64_t* strides);
+
 #ifdef __cplusplus
 }
 #endif

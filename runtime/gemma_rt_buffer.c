@@ -2,17 +2,15 @@
  * kernel operand rather than laying out halide_buffer_t itself. */
 #include "runtime/gemma_rt.h"
 
-void gemma_rt_buffer(halide_buffer_t* buffer, halide_dimension_t* dims, void* host, int32_t code,
-                     int32_t bits, int32_t rank, const int64_t* extents,
-                     const int64_t* capacities) {
-  /* extents are the tensor's dims outermost first; Halide's dim 0 is the innermost. */
-  int64_t stride = 1;
+void gemma_rt_buffer_strided(halide_buffer_t* buffer, halide_dimension_t* dims, void* host,
+                             int32_t code, int32_t bits, int32_t rank, const int64_t* extents,
+                             const int64_t* strides) {
+  /* extents and strides are the tensor's dims outermost first; Halide's dim 0 is the innermost. */
   for (int32_t d = 0; d < rank; ++d) {
     dims[d].min = 0;
     dims[d].extent = (int32_t)extents[rank - 1 - d];
-    dims[d].stride = (int32_t)stride;
+    dims[d].stride = (int32_t)strides[rank - 1 - d];
     dims[d].flags = 0;
-    stride *= capacities[rank - 1 - d];
   }
   buffer->device = 0;
   buffer->device_interface = 0;
@@ -24,4 +22,17 @@ void gemma_rt_buffer(halide_buffer_t* buffer, halide_dimension_t* dims, void* ho
   buffer->dimensions = rank;
   buffer->dim = dims;
   buffer->padding = 0;
+}
+
+void gemma_rt_buffer(halide_buffer_t* buffer, halide_dimension_t* dims, void* host, int32_t code,
+                     int32_t bits, int32_t rank, const int64_t* extents,
+                     const int64_t* capacities) {
+  /* Row-major in storage of the capacities' shape. rank <= 8 (the IR's tensors are rank <= 5). */
+  int64_t strides[8];
+  int64_t stride = 1;
+  for (int32_t d = rank - 1; d >= 0; --d) {
+    strides[d] = stride;
+    stride *= capacities[d];
+  }
+  gemma_rt_buffer_strided(buffer, dims, host, code, bits, rank, extents, strides);
 }

@@ -9,7 +9,7 @@ packages=(
   libonnx-dev libprotobuf-dev protobuf-compiler libonnx-testdata
   libsentencepiece-dev sentencepiece
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev libxxhash-dev
-  clang-format graphviz
+  clang-format graphviz time
 )
 
 missing=()

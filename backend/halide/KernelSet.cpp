@@ -13,8 +13,12 @@ std::string kernelKey(const Op& op) {
   for (const char* placement : {"arena_offset", "arena_bytes", "cache_offset", "cache_bytes"})
     attrs.erase(placement);
   std::string key = std::string(op.mnemonic()) + formatAttributes(attrs) + "(";
-  for (const Value* operand : op.operands)
-    key += operand->type.str() + ",";
+  for (const Value* operand : op.operands) {
+    key += operand->type.str();
+    if (hasPermutedStorage(*operand)) // compiled for its strides
+      key += formatAttributes({{"perm", *operand->definingOp->attr<Ints>("perm")}});
+    key += ",";
+  }
   return key + ")->" + op.result()->type.str();
 }
 

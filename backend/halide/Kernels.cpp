@@ -25,16 +25,52 @@ std::vector<Expr> exprs(const std::vector<Var>& v) {
 
 // An ImageParam for operand `i`, with the operand's static dims as constraints.
 ImageParam operandParam(const Op& op, size_t i, const std::string& name) {
-  const TensorType& type = op.operands[i]->type;
+  const Value& operand = *op.operands[i];
+  const TensorType& type = operand.type;
   ImageParam param(halideType(type.elementType), static_cast<int>(type.rank()), name);
+  bool permuted = hasPermutedStorage(operand);
+  std::vector<int64_t> strides = permuted ? storageStrides(operand) : std::vector<int64_t>{};
   for (int64_t d = 0; d < type.rank(); ++d) {
     const Dim& dim = type.dims[type.rank() - 1 - d];
     param.dim(static_cast<int>(d)).set_min(0);
     if (dim.isStatic())
       param.dim(static_cast<int>(d)).set_extent(static_cast<int>(dim.staticValue()));
+    if (permuted) // a weight read in place through permuted strides: all static
+      param.dim(static_cast<int>(d))
+          .set_stride(static_cast<int>(strides[static_cast<size_t>(type.rank() - 1 - d)]));
   }
   return param;
 }
+
+} // namespace
+
+bool hasPermutedStorage(const Value& value) {
+  return value.definingOp && value.definingOp->kind == OpKind::Weight &&
+         value.definingOp->attr<Ints>("perm");
+}
+
+std::vector<int64_t> storageStrides(const Value& value) {
+  const TensorType& type = value.type;
+  size_t rank = static_cast<size_t>(type.rank());
+  std::vector<int64_t> strides(rank, 1);
+  if (!hasPermutedStorage(value)) {
+    for (size_t d = rank; d-- > 1;)
+      strides[d - 1] = strides[d] * (type.dims[d].isStatic() ? type.dims[d].staticValue() : 0);
+    return strides;
+  }
+  // Stored dim perm[i] is the value's dim i: row-major strides of the stored shape, permuted.
+  const Ints& perm = *value.definingOp->attr<Ints>("perm");
+  std::vector<int64_t> stored(rank), storedStrides(rank, 1);
+  for (size_t i = 0; i < rank; ++i)
+    stored[static_cast<size_t>(perm[i])] = type.dims[i].staticValue();
+  for (size_t d = rank; d-- > 1;)
+    storedStrides[d - 1] = storedStrides[d] * stored[d];
+  for (size_t i = 0; i < rank; ++i)
+    strides[i] = storedStrides[static_cast<size_t>(perm[i])];
+  return strides;
+}
+
+namespace {
 
 // Reads operand `param` at the result's coordinates with numpy broadcasting (a dim of extent 1
 // is read at 0; the operand may have fewer dims).
@@ -245,16 +281,30 @@ Kernel matmul(const Op& op, TargetKind target) {
     }
     return coordinates;
   };
+  // The panels and row blocks below may reach past the last column or row: those read the edge
+  // (Halide keeps the clamp out of the steady-state loop) and are never stored.
+  Func aEdge = BoundaryConditions::repeat_edge(a), bEdge = BoundaryConditions::repeat_edge(b);
   Func dot("dot");
   dot(v) = 0.0f;
-  dot(v) += toF32(a(at(op.operands[0], r.x, v[1]))) * toF32(b(at(op.operands[1], v[0], r.x)));
+  dot(v) +=
+      toF32(aEdge(at(op.operands[0], r.x, v[1]))) * toF32(bEdge(at(op.operands[1], v[0], r.x)));
   k.output = Func("out");
   k.output(v) = cast(halideType(result.elementType), dot(v));
-  // A row of the result at a time: the dot products vectorised across N, accumulated over K.
+  // Columns in panels of kPanelVectors vectors, the panels across the cores; in a panel, rows in
+  // blocks of kRowBlock: for each k, one panel row of b (contiguous) is loaded once and
+  // accumulated into every row of the block. Decode (one row) streams b panel by panel, prefill
+  // reuses each loaded row of b kRowBlock times.
+  constexpr int kPanelVectors = 4, kRowBlock = 4;
   int lanes = vectorLanes(target);
-  k.output.vectorize(v[0], lanes, TailStrategy::GuardWithIf).parallel(v.back());
-  dot.compute_at(k.output, v[1]).vectorize(v[0], lanes, TailStrategy::GuardWithIf);
-  dot.update().reorder(v[0], r.x).vectorize(v[0], lanes, TailStrategy::GuardWithIf);
+  Var panel("panel"), column("column"), rowBlock("row_block"), row("row");
+  k.output.split(v[0], panel, column, lanes * kPanelVectors, TailStrategy::GuardWithIf)
+      .split(v[1], rowBlock, row, kRowBlock, TailStrategy::GuardWithIf);
+  std::vector<VarOrRVar> order = {column, row, rowBlock};
+  order.insert(order.end(), v.begin() + 2, v.end());
+  order.push_back(panel);
+  k.output.reorder(order).vectorize(column, lanes).parallel(panel);
+  dot.compute_at(k.output, rowBlock).vectorize(v[0], lanes);
+  dot.update().reorder(v[0], v[1], r.x).vectorize(v[0], lanes);
   return k;
 }
 

@@ -31,6 +31,12 @@ void compileHalideRuntime(const std::string& objectPath, TargetKind target);
 // The Halide type holding an element type (bool as uint8).
 Halide::Type halideType(ElementType type);
 
+// A value's element strides as stored, outermost dim first: row-major, except a weight with
+// `perm` (fold-weight-transposes), which is the stored tensor read through permuted strides.
+// Kernels are compiled for these strides; the entry point describes buffers with them.
+std::vector<int64_t> storageStrides(const Value& value);
+bool hasPermutedStorage(const Value& value);
+
 // Whether buildKernel handles this op (kind, element types) yet.
 bool hasKernel(const Op& op);
 // Builds the kernel for `op`; throws UserError if there is none for it. kv_cache_append's kernel

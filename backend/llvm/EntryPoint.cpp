@@ -1,7 +1,5 @@
 #include "backend/llvm/EntryPoint.h"
 
-#include "backend/WeightsFile.h"
-
 #include <algorithm>
 #include <cstring>
 #include <llvm/IR/IRBuilder.h>
@@ -142,6 +140,22 @@ private:
     }
     Halide::Type halide = halideType(type.elementType);
     int code = static_cast<int>(halide.code()), bits = halide.bits();
+    if (hasPermutedStorage(*value)) {
+      // A weight read through permuted strides, as its kernels were compiled for.
+      std::vector<int64_t> strides = storageStrides(*value);
+      for (int d = 0; d < rank; ++d)
+        b_.CreateStore(
+            b_.getInt64(strides[static_cast<size_t>(d)]),
+            b_.CreateConstGEP1_64(b_.getInt64Ty(), capacities, static_cast<uint64_t>(d)));
+      llvm::FunctionCallee fill = module_->getOrInsertFunction(
+          "gemma_rt_buffer_strided", b_.getVoidTy(), i8p, i8p, i8p, b_.getInt32Ty(),
+          b_.getInt32Ty(), b_.getInt32Ty(), b_.getInt64Ty()->getPointerTo(),
+          b_.getInt64Ty()->getPointerTo());
+      b_.CreateCall(fill,
+                    {b_.CreateBitCast(buffer, i8p), b_.CreateBitCast(dims, i8p), host,
+                     b_.getInt32(code), b_.getInt32(bits), b_.getInt32(rank), extents, capacities});
+      return b_.CreateBitCast(buffer, i8p);
+    }
     llvm::FunctionCallee fill = module_->getOrInsertFunction(
         "gemma_rt_buffer", b_.getVoidTy(), i8p, i8p, i8p, b_.getInt32Ty(), b_.getInt32Ty(),
         b_.getInt32Ty(), b_.getInt64Ty()->getPointerTo(), b_.getInt64Ty()->getPointerTo());
@@ -155,9 +169,10 @@ private:
     const Value* result = op.result();
     switch (op.kind) {
     case OpKind::Weight: {
-      auto it = weightOffsets_.find(weightKey(op));
+      const std::string& name = *op.attr<std::string>("name");
+      auto it = weightOffsets_.find(name);
       if (it == weightOffsets_.end())
-        throw UserError(op.loc, "weight '" + weightKey(op) + "' is not in the weights file");
+        throw UserError(op.loc, "weight '" + name + "' is not in the weights file");
       host_[result] = b_.CreateConstGEP1_64(b_.getInt8Ty(), weights_, it->second);
       return;
     }

@@ -1,15 +1,16 @@
 /// \file
-/// pack-weights: stores each weight in the layout its kernel reads, so that no program transposes
-/// a weight at run time:
+/// fold-weight-transposes: a transposed weight becomes the weight read through permuted strides,
+/// so that no program transposes (copies) a weight at run time:
 ///
 ///   %w = weight() {name = "q_proj.weight"} : f32[N,K]
 ///   %t = transpose(%w) {perm = [1, 0]} : f32[K,N]   ->   %t = weight() {name = "q_proj.weight",
 ///                                                            perm = [1, 0]} : f32[K,N]
 ///
-/// A weight op with `perm` reads the named tensor transposed by perm; the compiler writes that
-/// layout into the weights file (backend/WeightsFile.h). A weight read in both layouts (tied
-/// embeddings: rows gathered, transposed for the logits) is stored in both. Runs before
-/// plan-memory, which then gives the transposes no arena space.
+/// A weight op with `perm` is the named tensor transposed by perm. The weights file keeps the
+/// tensor as the checkpoint stores it, once, and the kernels read it in place with the permuted
+/// strides (torch's [out, in] projections become contiguous dot products, and a tied embedding
+/// serves both the lookup and the logits). Runs before plan-memory, which then gives the
+/// transposes no arena space.
 
 #include "ir/Builder.h"
 #include "passes/Pass.h"
@@ -19,9 +20,9 @@ namespace gemma {
 
 namespace {
 
-class PackWeights : public Pass {
+class FoldWeightTransposes : public Pass {
 public:
-  std::string_view name() const override { return "pack-weights"; }
+  std::string_view name() const override { return "fold-weight-transposes"; }
 
   bool run(Graph& graph) override {
     bool changed = false;
@@ -50,8 +51,8 @@ public:
 
 } // namespace
 
-std::unique_ptr<Pass> createPackWeightsPass() {
-  return std::make_unique<PackWeights>();
+std::unique_ptr<Pass> createFoldWeightTransposesPass() {
+  return std::make_unique<FoldWeightTransposes>();
 }
 
 } // namespace gemma
