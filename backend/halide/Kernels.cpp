@@ -257,6 +257,49 @@ Kernel rmsNorm(const Op& op, TargetKind target) {
   return k;
 }
 
+// Schedules out(v) = f(dots(v)...), each dot(v) = sum over its RDom r of x(r, rows) * w(v0, r)
+// with w contiguous along r (a weight row): kPanel outputs x kRowBlock rows at a time, each dot
+// product vectorised along r (rfactor) and its lanes summed at the end, so that every weight
+// row streams once per row block. Panels across the cores. Reads past the last output or row
+// must be clamped by the definition (the panels and blocks round up).
+void scheduleDotProducts(Func out, const std::vector<std::pair<Func, RDom>>& dots,
+                         const std::vector<Var>& v, TargetKind target) {
+  constexpr int kPanel = 4, kRowBlock = 4, kPanelsPerTask = 16;
+  int lanes = vectorLanes(target);
+  Var panel("panel"), column("column"), rowBlock("row_block"), row("row");
+  out.split(v[0], panel, column, kPanel, TailStrategy::GuardWithIf);
+  std::vector<VarOrRVar> order = {column};
+  Var at = panel;
+  if (v.size() > 1) {
+    out.split(v[1], rowBlock, row, kRowBlock, TailStrategy::GuardWithIf);
+    order.push_back(row);
+    order.push_back(rowBlock);
+    order.insert(order.end(), v.begin() + 2, v.end());
+    at = rowBlock;
+  }
+  order.push_back(panel);
+  out.reorder(order);
+  // Tasks of kPanelsPerTask panels: a 256k-entry vocabulary is 64k panels, too fine to hand out
+  // one by one.
+  Var task("task");
+  out.split(panel, task, panel, kPanelsPerTask, TailStrategy::GuardWithIf).parallel(task);
+  for (const auto& [dotFunc, r] : dots) {
+    Func dot = dotFunc;
+    RVar outer("k_outer"), inner("k_inner");
+    Var lane("lane");
+    dot.update().split(r.x, outer, inner, lanes, TailStrategy::GuardWithIf);
+    Func partial = dot.update().rfactor(inner, lane);
+    dot.compute_at(out, at);
+    std::vector<Var> storage = {lane}; // the lanes innermost: whole-vector loads and stores
+    storage.insert(storage.end(), v.begin(), v.end());
+    partial.compute_at(out, at).reorder_storage(storage).vectorize(lane);
+    std::vector<VarOrRVar> partialOrder = {lane};
+    partialOrder.insert(partialOrder.end(), v.begin(), v.end());
+    partialOrder.push_back(outer);
+    partial.update().reorder(partialOrder).vectorize(lane);
+  }
+}
+
 // matmul [..., M, K] x [..., K, N], ONNX's (numpy's) batched product with broadcast batch dims:
 // the model's projections (a 2-D right operand) and, with fusions off, attention's QK^T and PV.
 // Rows of the result in parallel. (Decode-shaped matvec schedules are the performance issue's.)
@@ -290,6 +333,12 @@ Kernel matmul(const Op& op, TargetKind target) {
       toF32(aEdge(at(op.operands[0], r.x, v[1]))) * toF32(bEdge(at(op.operands[1], v[0], r.x)));
   k.output = Func("out");
   k.output(v) = cast(halideType(result.elementType), dot(v));
+  if (op.operands[1]->type.rank() == 2 && hasPermutedStorage(*op.operands[1])) {
+    // A projection with torch's [out, in] weight, read in place: each output a dot product over
+    // a contiguous weight row.
+    scheduleDotProducts(k.output, {{dot, r}}, v, target);
+    return k;
+  }
   // Columns in panels of kPanelVectors vectors, the panels across the cores; in a panel, rows in
   // blocks of kRowBlock: for each k, one panel row of b (contiguous) is loaded once and
   // accumulated into every row of the block. Decode (one row) streams b panel by panel, prefill
@@ -448,6 +497,39 @@ Kernel gatedMlp(const Op& op, TargetKind target) {
   RDom ri(0, gate.dim(0).extent());
   std::vector<Expr> gAt = {ri.x};
   gAt.insert(gAt.end(), rows.begin(), rows.end());
+  if (hasPermutedStorage(*op.operands[1]) && hasPermutedStorage(*op.operands[2]) &&
+      hasPermutedStorage(*op.operands[3])) {
+    // torch's [out, in] weights read in place: both halves as dot products over contiguous
+    // weight rows. The gated activations of all rows first (parallel over their features), then
+    // the down projection (parallel over its outputs).
+    Func xEdge = BoundaryConditions::repeat_edge(x),
+         gateEdge = BoundaryConditions::repeat_edge(gate),
+         upEdge = BoundaryConditions::repeat_edge(up),
+         downEdge = BoundaryConditions::repeat_edge(down);
+    std::vector<Expr> xAtEdge = {rd.x};
+    xAtEdge.insert(xAtEdge.end(), rows.begin(), rows.end());
+    Func gateDot("gate_dot"), upDot("up_dot"), gatedRows("gated_rows"), down_("down_dot");
+    gateDot(iRows) = 0.0f;
+    gateDot(iRows) += toF32(xEdge(xAtEdge)) * toF32(gateEdge(i, rd.x));
+    upDot(iRows) = 0.0f;
+    upDot(iRows) += toF32(xEdge(xAtEdge)) * toF32(upEdge(i, rd.x));
+    Expr gd = gateDot(iRows), ud = upDot(iRows);
+    Expr gelu =
+        *op.attr<std::string>("activation") == "gelu_tanh"
+            ? 0.5f * gd * (1.0f + tanh(0.7978845608028654f * (gd + 0.044715f * gd * gd * gd)))
+            : 0.5f * gd * (1.0f + erf(gd * 0.7071067811865476f));
+    gatedRows(iRows) = gelu * ud;
+    Func gatedEdge = BoundaryConditions::repeat_edge(gatedRows, {{0, gate.dim(0).extent()}});
+    down_(v) = 0.0f;
+    down_(v) += gatedEdge(gAt) * toF32(downEdge(v[0], ri.x));
+    k.output = Func("out");
+    k.output(v) = cast(halideType(op.result()->type.elementType), down_(v));
+    std::vector<Var> gatedVars = iRows;
+    gatedRows.compute_root();
+    scheduleDotProducts(gatedRows, {{gateDot, rd}, {upDot, rd}}, gatedVars, target);
+    scheduleDotProducts(k.output, {{down_, ri}}, v, target);
+    return k;
+  }
   k.output = Func("out");
   k.output(v) =
       cast(halideType(op.result()->type.elementType), sum(gated(gAt) * toF32(down(v[0], ri))));

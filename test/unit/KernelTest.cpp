@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
@@ -49,12 +50,42 @@ double compareKernel(const std::string& text, const std::vector<std::vector<int6
   std::vector<Tensor> inputs;
   for (size_t i = 0; i < graph->inputs.size(); ++i)
     inputs.push_back(randomTensor(graph->inputs[i]->type, shapes[i], rng));
-  Tensor expected = interpret(*graph, inputs)[0];
+  // Weights read through permuted strides (fold-weight-transposes): random stored tensors, which
+  // the interpreter transposes and the kernel reads in place.
+  std::map<std::string, Tensor> stored;
+  for (const auto& other : graph->ops) {
+    if (other->kind != OpKind::Weight)
+      continue;
+    const Ints& perm = *other->attr<Ints>("perm");
+    std::vector<int64_t> shape(perm.size());
+    for (size_t d = 0; d < perm.size(); ++d)
+      shape[static_cast<size_t>(perm[d])] = other->result()->type.dims[d].staticValue();
+    stored.emplace(*other->attr<std::string>("name"),
+                   randomTensor(other->result()->type, shape, rng));
+  }
+  Tensor expected = interpret(*graph, inputs, [&](const std::string& name, const TensorType&) {
+    return stored.at(name);
+  })[0];
 
   TargetKind target = hostTargetKind();
   Kernel kernel = buildKernel(op, target);
-  for (size_t i = 0; i < op.operands.size(); ++i)
-    kernel.inputs[i].set(toBuffer(inputs[op.operands[i]->resultIndex]));
+  std::vector<Halide::Buffer<>> weightBuffers;
+  for (size_t i = 0; i < op.operands.size(); ++i) {
+    const Op* producer = op.operands[i]->definingOp;
+    if (!producer) {
+      kernel.inputs[i].set(toBuffer(inputs[op.operands[i]->resultIndex]));
+      continue;
+    }
+    // Halide dim h of the value is its tensor dim r-1-h, which is the stored tensor's dim
+    // perm[r-1-h], Halide dim r-1-perm[r-1-h] of the stored buffer.
+    const Ints& perm = *producer->attr<Ints>("perm");
+    int rank = static_cast<int>(perm.size());
+    std::vector<int> order;
+    for (int h = 0; h < rank; ++h)
+      order.push_back(rank - 1 - static_cast<int>(perm[static_cast<size_t>(rank - 1 - h)]));
+    weightBuffers.push_back(toBuffer(stored.at(*producer->attr<std::string>("name"))));
+    kernel.inputs[i].set(weightBuffers.back().transposed(order));
+  }
   std::vector<int> extents(expected.shape.rbegin(), expected.shape.rend());
   Halide::Buffer<float> out(extents);
   kernel.output.realize(out, halideTarget(target));
@@ -164,6 +195,27 @@ TEST(Kernels, GatedMlp) {
                                    "  %0 = gated_mlp(%x, %g, %u, %d) {activation = \"") +
                        activation + "\"} : f32[batch,seq,19]\n  return %0\n}\n";
     EXPECT_LE(compareKernel(text, {{2, 3, 19}, {19, 45}, {19, 45}, {45, 19}}), 1e-5) << activation;
+  }
+}
+
+// Projections and the gated MLP as compiled programs run them: torch's [out, in] weights read in
+// place (weight {perm}), as dot products over weight rows in panels and row blocks. Decode (one
+// row) and prefill (rows not a multiple of the block), widths not multiples of the vector.
+TEST(Kernels, DotProductsOverWeightRows) {
+  const char* linear = "graph @g(%x: f32[batch,seq,37]) {\n"
+                       "  %w = weight() {name = \"w\", perm = [1, 0]} : f32[37,19]\n"
+                       "  %0 = matmul(%x, %w) : f32[batch,seq,19]\n  return %0\n}\n";
+  for (int64_t seq : {1, 5, 9})
+    EXPECT_LE(compareKernel(linear, {{2, seq, 37}}), 1e-5) << seq;
+  for (const char* activation : {"gelu_tanh", "gelu"}) {
+    std::string mlp = std::string("graph @g(%x: f32[batch,seq,19]) {\n"
+                                  "  %g = weight() {name = \"g\", perm = [1, 0]} : f32[19,45]\n"
+                                  "  %u = weight() {name = \"u\", perm = [1, 0]} : f32[19,45]\n"
+                                  "  %d = weight() {name = \"d\", perm = [1, 0]} : f32[45,19]\n"
+                                  "  %0 = gated_mlp(%x, %g, %u, %d) {activation = \"") +
+                      activation + "\"} : f32[batch,seq,19]\n  return %0\n}\n";
+    for (int64_t seq : {1, 6})
+      EXPECT_LE(compareKernel(mlp, {{1, seq, 19}}), 1e-5) << activation << " " << seq;
   }
 }
 
