@@ -118,9 +118,13 @@ std::string describeModel(const Graph& graph, const ProgramFacts& facts, const s
   }
   c << "-1};\n\n";
   const TensorType& output = graph.outputs.at(0).value->type;
-  if (output.elementType != ElementType::F32 && output.elementType != ElementType::BF16)
+  const char* outputType = output.elementType == ElementType::F32    ? "GEMMA_OUTPUT_F32"
+                           : output.elementType == ElementType::BF16 ? "GEMMA_OUTPUT_BF16"
+                           : output.elementType == ElementType::F16  ? "GEMMA_OUTPUT_F16"
+                                                                     : nullptr;
+  if (!outputType)
     throw UserError("the model's output is " + std::string(elementTypeName(output.elementType)) +
-                    "; the runtime reads float32 or bfloat16");
+                    "; the runtime reads float32, bfloat16 or float16");
   c << "const gemma_model_desc " << model << " = {\n"
     << "    .abi = GEMMA_MODEL_ABI,\n"
     << "    .name = " << cString(facts.name) << ",\n"
@@ -134,7 +138,7 @@ std::string describeModel(const Graph& graph, const ProgramFacts& facts, const s
     << "    .head = " << headCode(facts.head) << ",\n"
     << "    .vocab_size = " << facts.vocabSize << ",\n"
     << "    .output_width = " << output.dims.back().staticValue() << ",\n"
-    << "    .output_is_bf16 = " << (output.elementType == ElementType::BF16) << ",\n"
+    << "    .output_type = " << outputType << ",\n"
     << "    .pad_id = " << facts.padId.value_or(-1) << ",\n"
     << "    .bos_id = " << facts.bosId.value_or(-1) << ",\n"
     << "    .num_eos = " << facts.generation.eosTokenIds.size() << ",\n"

@@ -85,12 +85,16 @@ void forward(gemma_session* s, int64_t batch, int64_t seq, int64_t past, const i
     throw std::runtime_error("a kernel failed (Halide error " + std::to_string(status) + ")");
   size_t count = static_cast<size_t>(rowsOf(m, batch, seq) * m.output_width);
   s->rows.resize(count);
-  if (m.output_is_bf16) {
+  if (m.output_type == GEMMA_OUTPUT_BF16) {
     const auto* half = static_cast<const uint16_t*>(outputs[0]);
     for (size_t i = 0; i < count; ++i) {
       uint32_t bits = static_cast<uint32_t>(half[i]) << 16;
       std::memcpy(&s->rows[i], &bits, 4);
     }
+  } else if (m.output_type == GEMMA_OUTPUT_F16) {
+    const auto* half = static_cast<const _Float16*>(outputs[0]);
+    for (size_t i = 0; i < count; ++i)
+      s->rows[i] = static_cast<float>(half[i]);
   } else {
     std::memcpy(s->rows.data(), outputs[0], count * sizeof(float));
   }

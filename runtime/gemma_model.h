@@ -16,6 +16,8 @@ typedef int32_t (*gemma_entry_fn)(const uint8_t* weights, uint8_t* arena, uint8_
                                   void* const* inputs, void** outputs, int64_t batch, int64_t seq,
                                   int64_t past);
 
+enum gemma_output_type { GEMMA_OUTPUT_F32 = 0, GEMMA_OUTPUT_BF16 = 1, GEMMA_OUTPUT_F16 = 2 };
+
 enum gemma_input_role {
   GEMMA_INPUT_IDS = 0,       /* int64 [batch, seq] */
   GEMMA_INPUT_MASK = 1,      /* int64 [batch, past + seq] */
@@ -35,10 +37,10 @@ struct gemma_model_desc {
   int64_t max_seq_len;
   int32_t head; /* enum gemma_head */
   int32_t vocab_size;
-  int32_t output_width;   /* vocab, hidden or labels */
-  int32_t output_is_bf16; /* else float32 */
-  int32_t pad_id;         /* -1: none */
-  int32_t bos_id;         /* -1: none */
+  int32_t output_width; /* vocab, hidden or labels */
+  int32_t output_type;  /* enum gemma_output_type */
+  int32_t pad_id;       /* -1: none */
+  int32_t bos_id;       /* -1: none */
   int32_t num_eos;
   const int32_t* eos_ids;
   int32_t default_max_length; /* from generation_config.json, else transformers' 20 */

@@ -815,10 +815,8 @@ void compileHalideRuntime(const std::string& objectPath, TargetKind target) {
 }
 
 bool hasKernel(const Op& op) {
-  // f32, bf16 (read into f32, rounded once when written), integers and bool; f16 not yet.
-  auto supported = [](const Value* v) { return v->type.elementType != ElementType::F16; };
-  if (!supported(op.result()) || !std::all_of(op.operands.begin(), op.operands.end(), supported))
-    return false;
+  // Every element type: f32, bf16 and f16 (read into f32, rounded once when written), integers
+  // and bool.
   switch (op.kind) {
   case OpKind::Constant:
   case OpKind::Weight:

@@ -100,6 +100,11 @@ private:
         std::memcpy(at, &half, 2);
         break;
       }
+      case ElementType::F16: {
+        _Float16 h = static_cast<_Float16>(v);
+        std::memcpy(at, &h, 2);
+        break;
+      }
       case ElementType::I64: {
         int64_t x = static_cast<int64_t>(v);
         std::memcpy(at, &x, 8);
@@ -110,7 +115,10 @@ private:
         std::memcpy(at, &x, 4);
         break;
       }
-      default:
+      case ElementType::I8:
+        *at = static_cast<uint8_t>(static_cast<int8_t>(v));
+        break;
+      case ElementType::Bool:
         *at = static_cast<uint8_t>(v != 0);
       }
     }

@@ -110,8 +110,13 @@ protected:
   }
   bool causal() const { return reference_["model_class"] == "GemmaForCausalLM"; }
   bool model() const { return GetParam().directory.find("-model") != std::string::npos; }
-  bool bf16() const { return reference_["dtype"] == "bfloat16"; }
-  double tolerance() const { return bf16() ? 0x1p-7 : 1e-4; }
+  // bf16 and f16 round every op in transformers and once per kernel here: one step of the type
+  // (HFParityTest explains); f32: 1e-4, as the issue asks.
+  double tolerance() const {
+    return reference_["dtype"] == "bfloat16"  ? 0x1p-7
+           : reference_["dtype"] == "float16" ? 0x1p-10
+                                              : 1e-4;
+  }
   Output program(const std::string& flags, bool withErrors = false) {
     return run(program_ + " " + flags, withErrors);
   }
@@ -272,7 +277,7 @@ TEST(CProgram, EmbedsTheStaticLibrary) {
 std::vector<Variant> variants(bool causalOnly) {
   std::vector<Variant> all;
   for (const char* fixture : {"mqa_f32", "mha_untied_f32", "gqa_exact_sharded_f32", "mqa_bf16",
-                              "seq_cls_f32", "token_cls_f32"}) {
+                              "mqa_f16", "seq_cls_f32", "token_cls_f32"}) {
     if (causalOnly && std::string(fixture).find("cls") != std::string::npos)
       continue;
     all.push_back({fixture, fixture});

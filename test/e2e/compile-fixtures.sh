@@ -11,7 +11,7 @@ rm -rf "$out"
 mkdir -p "$out"
 no_fusions="--disable-pass fuse-rmsnorm --disable-pass fuse-rotary --disable-pass fuse-attention --disable-pass fuse-mlp"
 jobs=()
-for fixture in mqa_f32 mha_untied_f32 gqa_exact_sharded_f32 mqa_bf16 seq_cls_f32 token_cls_f32; do
+for fixture in mqa_f32 mha_untied_f32 gqa_exact_sharded_f32 mqa_bf16 mqa_f16 seq_cls_f32 token_cls_f32; do
   jobs+=("$fixture|$fixture|")
   jobs+=("$fixture|$fixture-unfused|$no_fusions")
 done

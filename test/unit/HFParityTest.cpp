@@ -83,7 +83,7 @@ Comparison compareUnpadded(const Tensor& ours, const Tensor& reference, const Te
 // to neighbouring bf16 values, and such a flip reaching the logits moves them by one bf16 ulp,
 // 2^-8 relative. The bound is two such ulps of the largest logit, 2^-7 (measured: about 3e-6).
 double toleranceFor(ElementType type) {
-  return type == ElementType::BF16 ? 0x1p-7 : 1e-4;
+  return type == ElementType::BF16 ? 0x1p-7 : type == ElementType::F16 ? 0x1p-10 : 1e-4;
 }
 
 void report(const std::string& fixture, const std::string& what, const Comparison& c) {
@@ -263,10 +263,10 @@ TEST_P(HFCausalParity, DecodeThroughTheCacheMatchesFullSequence) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, HFParity,
                          ::testing::Values("mqa_f32", "mha_untied_f32", "gqa_exact_sharded_f32",
-                                           "mqa_bf16", "seq_cls_f32", "token_cls_f32"));
+                                           "mqa_bf16", "mqa_f16", "seq_cls_f32", "token_cls_f32"));
 INSTANTIATE_TEST_SUITE_P(Fixtures, HFCausalParity,
                          ::testing::Values("mqa_f32", "mha_untied_f32", "gqa_exact_sharded_f32",
-                                           "mqa_bf16"));
+                                           "mqa_bf16", "mqa_f16"));
 
 } // namespace
 } // namespace gemma

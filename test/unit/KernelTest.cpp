@@ -283,6 +283,12 @@ Halide::Buffer<> typedBuffer(const Tensor& t) {
       b.data()[i] = Halide::bfloat16_t(static_cast<float>(t.data[i]));
     return b;
   }
+  case ElementType::F16: {
+    Halide::Buffer<Halide::float16_t> b(extents);
+    for (int64_t i = 0; i < t.numElements(); ++i)
+      b.data()[i] = Halide::float16_t(static_cast<float>(t.data[i]));
+    return b;
+  }
   case ElementType::I8:
   case ElementType::Bool: {
     Halide::Buffer<uint8_t> b(extents);
@@ -312,6 +318,8 @@ double element(const Halide::Buffer<>& b, int64_t i, ElementType type) {
     return static_cast<const uint8_t*>(p)[i] != 0;
   case ElementType::BF16:
     return static_cast<float>(static_cast<const Halide::bfloat16_t*>(p)[i]);
+  case ElementType::F16:
+    return static_cast<float>(static_cast<const Halide::float16_t*>(p)[i]);
   default:
     return static_cast<const float*>(p)[i];
   }
@@ -363,10 +371,10 @@ TEST(Kernels, EveryInterpreterCaseWithAKernel) {
   EXPECT_GE(covered.size(), 40u);
 }
 
-// bf16 tensors: read into f32, computed in f32, rounded once to bf16 on the way out; the
-// interpreter rounds after every step as transformers does, so the two may differ by a bf16 ulp
-// (2^-8 relative) where an intermediate lands next to a rounding boundary.
-TEST(Kernels, Bf16InAndOut) {
+// bf16 and f16 tensors: read into f32, computed in f32, rounded once on the way out; the
+// interpreter rounds after every step as transformers does, so the two may differ by an ulp of the
+// type (bf16: 2^-8 relative, f16: 2^-11) where an intermediate lands next to a rounding boundary.
+TEST(Kernels, HalfPrecisionInAndOut) {
   auto check = [](const std::string& text, const std::vector<std::vector<int64_t>>& shapes) {
     auto graph = parseGraph(text);
     verifyGraph(*graph);
@@ -402,6 +410,18 @@ TEST(Kernels, Bf16InAndOut) {
                   "bf16[4,8]\n  return %0\n}\n",
                   {{11, 8}, {4}}),
             0.0);
+  EXPECT_LE(check("graph @g(%x: f16[2,3,40], %w: f16[40]) {\n  %0 = rms_norm(%x, %w) {eps = "
+                  "1e-06, unit_offset = true} : f16[2,3,40]\n  return %0\n}\n",
+                  {{2, 3, 40}, {40}}),
+            0x1p-10);
+  EXPECT_LE(check("graph @g(%a: f16[seq,40], %b: f16[40,24]) {\n  %0 = matmul(%a, %b) : "
+                  "f16[seq,24]\n  return %0\n}\n",
+                  {{3, 40}, {40, 24}}),
+            0x1p-10);
+  EXPECT_LE(check("graph @g(%x: f16[2,5,17]) {\n  %0 = softmax(%x) {axis = -1} : "
+                  "f16[2,5,17]\n  return %0\n}\n",
+                  {{2, 5, 17}}),
+            0x1p-10);
 }
 
 std::string disassemble(const std::string& path) {
