@@ -111,7 +111,7 @@ std::string describeModel(const Graph& graph, const ProgramFacts& facts, const s
       c << "GEMMA_INPUT_MASK, ";
     else if (name == "position_ids")
       c << "GEMMA_INPUT_POSITIONS, ";
-    else if (name.rfind("past.", 0) == 0)
+    else if (name.rfind("past.", 0) == 0 || name.rfind("past_key_values.", 0) == 0)
       c << "GEMMA_INPUT_PAST, ";
     else
       throw UserError("graph input '" + name + "' is not one the runtime knows how to feed");

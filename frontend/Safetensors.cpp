@@ -233,6 +233,18 @@ WeightStore WeightStore::openFolder(const std::string& folder) {
   return store;
 }
 
+void WeightStore::addOwned(const std::string& name, const std::string& file, ElementType type,
+                           std::vector<int64_t> shape, std::vector<uint8_t> bytes) {
+  auto entry = std::make_unique<std::pair<TensorView, std::vector<uint8_t>>>();
+  entry->second = std::move(bytes);
+  entry->first =
+      TensorView{name, file, type, std::move(shape), entry->second.data(), entry->second.size()};
+  index_[name] = &entry->first;
+  if (std::find(files_.begin(), files_.end(), file) == files_.end())
+    files_.push_back(file);
+  owned_.push_back(std::move(entry));
+}
+
 const TensorView* WeightStore::find(const std::string& name) const {
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : it->second;

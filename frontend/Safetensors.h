@@ -60,6 +60,9 @@ private:
 class WeightStore {
 public:
   static WeightStore openFolder(const std::string& folder);
+  // Tensors from elsewhere (an ONNX model's initializers): the store keeps the bytes.
+  void addOwned(const std::string& name, const std::string& file, ElementType type,
+                std::vector<int64_t> shape, std::vector<uint8_t> bytes);
 
   const TensorView* find(const std::string& name) const;
   const std::map<std::string, const TensorView*>& tensors() const { return index_; }
@@ -69,6 +72,7 @@ public:
 
 private:
   std::vector<std::unique_ptr<SafetensorsFile>> shards_;
+  std::vector<std::unique_ptr<std::pair<TensorView, std::vector<uint8_t>>>> owned_;
   std::vector<std::string> files_;
   std::map<std::string, const TensorView*> index_;
 };

@@ -1,6 +1,7 @@
 // Every Halide kernel against the reference interpreter on random inputs, with sizes that are not
 // multiples of the vector width (tails) and symbolic dims bound at run time. Kernels are JIT-
 // compiled here for the same explicit target the compiler uses.
+#include "HalideTestUtil.h"
 #include "TestUtil.h"
 #include "backend/halide/Kernels.h"
 
@@ -256,74 +257,8 @@ TEST(Kernels, CacheAppendCopiesTheNewRows) {
     EXPECT_EQ(out.data()[i], static_cast<float>(rows.data[i]));
 }
 
-} // namespace
-} // namespace gemma
-
-namespace gemma {
-namespace {
-
-Halide::Buffer<> typedBuffer(const Tensor& t) {
-  std::vector<int> extents(t.shape.rbegin(), t.shape.rend());
-  switch (t.elementType) {
-  case ElementType::I64: {
-    Halide::Buffer<int64_t> b(extents);
-    for (int64_t i = 0; i < t.numElements(); ++i)
-      b.data()[i] = static_cast<int64_t>(t.data[i]);
-    return b;
-  }
-  case ElementType::I32: {
-    Halide::Buffer<int32_t> b(extents);
-    for (int64_t i = 0; i < t.numElements(); ++i)
-      b.data()[i] = static_cast<int32_t>(t.data[i]);
-    return b;
-  }
-  case ElementType::BF16: {
-    Halide::Buffer<Halide::bfloat16_t> b(extents);
-    for (int64_t i = 0; i < t.numElements(); ++i)
-      b.data()[i] = Halide::bfloat16_t(static_cast<float>(t.data[i]));
-    return b;
-  }
-  case ElementType::F16: {
-    Halide::Buffer<Halide::float16_t> b(extents);
-    for (int64_t i = 0; i < t.numElements(); ++i)
-      b.data()[i] = Halide::float16_t(static_cast<float>(t.data[i]));
-    return b;
-  }
-  case ElementType::I8:
-  case ElementType::Bool: {
-    Halide::Buffer<uint8_t> b(extents);
-    for (int64_t i = 0; i < t.numElements(); ++i)
-      b.data()[i] = static_cast<uint8_t>(static_cast<int8_t>(t.data[i]));
-    return b;
-  }
-  default: {
-    Halide::Buffer<float> b(extents);
-    for (int64_t i = 0; i < t.numElements(); ++i)
-      b.data()[i] = static_cast<float>(t.data[i]);
-    return b;
-  }
-  }
-}
-
-double element(const Halide::Buffer<>& b, int64_t i, ElementType type) {
-  const void* p = b.data();
-  switch (type) {
-  case ElementType::I64:
-    return static_cast<double>(static_cast<const int64_t*>(p)[i]);
-  case ElementType::I32:
-    return static_cast<const int32_t*>(p)[i];
-  case ElementType::I8:
-    return static_cast<const int8_t*>(p)[i];
-  case ElementType::Bool:
-    return static_cast<const uint8_t*>(p)[i] != 0;
-  case ElementType::BF16:
-    return static_cast<float>(static_cast<const Halide::bfloat16_t*>(p)[i]);
-  case ElementType::F16:
-    return static_cast<float>(static_cast<const Halide::float16_t*>(p)[i]);
-  default:
-    return static_cast<const float*>(p)[i];
-  }
-}
+using testing::element;
+using testing::typedBuffer;
 
 // Every numpy case of the interpreter's fixture whose op has a kernel, through the kernel.
 TEST(Kernels, EveryInterpreterCaseWithAKernel) {

@@ -8,7 +8,7 @@
 #include "backend/WeightsFile.h"
 #include "backend/halide/KernelSet.h"
 #include "backend/llvm/EntryPoint.h"
-#include "frontend/HFImporter.h"
+#include "frontend/OnnxImporter.h"
 #include "ir/Printer.h"
 #include "passes/MemoryPlanPicture.h"
 #include "passes/Pass.h"
@@ -224,7 +224,7 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
     std::cerr << "  wrote " << (out / file).string() << "\n";
   };
 
-  ImportedModel model = importHFCheckpoint(folder, head);
+  ImportedModel model = importModel(folder, head);
   std::cerr << "[import] " << model.graph->ops.size() << " ops, head " << headName(model.head)
             << ", " << elapsed() << "\n";
   if (emit == "ir") {
@@ -327,14 +327,14 @@ int main(int argc, char** argv) {
   std::string memoryPlanPath;
   CLI::App* inspect =
       app.add_subcommand("inspect", "Print the model's config, weights, graph and planned memory");
-  inspect->add_option("model", folder, "Hugging Face checkpoint folder")->required();
+  inspect->add_option("model", folder, "Hugging Face checkpoint folder or ONNX model")->required();
   inspect->add_option("--head", headFlag, "causal-lm, model, seq-cls or token-cls");
   inspect->add_flag("--tensors", listTensors, "List every tensor");
   inspect->add_option("--memory-plan", memoryPlanPath,
                       "Draw the activation arena over time: FILE.svg (rendered with Graphviz's "
                       "neato) or FILE.dot");
   CLI::App* import = app.add_subcommand("import", "Print the model as text IR of primitive ops");
-  import->add_option("model", folder, "Hugging Face checkpoint folder")->required();
+  import->add_option("model", folder, "Hugging Face checkpoint folder or ONNX model")->required();
   import->add_option("--head", headFlag, "causal-lm, model, seq-cls or token-cls");
   import->add_option("-o,--output", outputPath, "Where to write the IR ('-': standard output)");
   import->add_flag("--print-loc", printLocations, "Print each op's location (HF module path)");
@@ -362,7 +362,7 @@ int main(int argc, char** argv) {
   CLI::App* compile = app.add_subcommand(
       "compile", "Compile the model into a program: OUT/<name> (executable), OUT/<name>.weights, "
                  "OUT/tokenizer.model, OUT/lib<name>.a and OUT/<name>.h");
-  compile->add_option("model", folder, "Hugging Face checkpoint folder")->required();
+  compile->add_option("model", folder, "Hugging Face checkpoint folder or ONNX model")->required();
   compile->add_option("-o,--output", outputDir, "Output folder")->required();
   compile->add_option("--head", headFlag, "causal-lm, model, seq-cls or token-cls");
   compile->add_option("--name", programName, "The program's name (default: the folder's)");
@@ -396,7 +396,7 @@ int main(int argc, char** argv) {
     if (compile->parsed())
       return compileModel(folder, head, outputDir, programName, emit, *parseTargetKind(targetName),
                           bounds, compileDisabled);
-    ImportedModel model = importHFCheckpoint(folder, head);
+    ImportedModel model = importModel(folder, head);
     if (inspect->parsed()) {
       printInspection(model, listTensors, std::cout);
       printMemoryPlan(model, bounds, memoryPlanPath, listBuffers, std::cout);
