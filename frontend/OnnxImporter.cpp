@@ -113,6 +113,23 @@ struct TensorData {
     return n;
   }
   std::vector<double> values() const { return decodeValues(type, bytes); }
+  Ints ints() const { // integer types only
+    size_t size = static_cast<size_t>(elementSize(type));
+    Ints out(bytes.size() / size);
+    for (size_t i = 0; i < out.size(); ++i) {
+      const uint8_t* at = bytes.data() + i * size;
+      if (type == ElementType::I64) {
+        std::memcpy(&out[i], at, 8);
+      } else if (type == ElementType::I32) {
+        int32_t v;
+        std::memcpy(&v, at, 4);
+        out[i] = v;
+      } else {
+        out[i] = type == ElementType::I8 ? static_cast<int8_t>(*at) : (*at != 0);
+      }
+    }
+    return out;
+  }
 };
 
 // An error already naming its node.
@@ -299,14 +316,12 @@ private:
       model_.weights.addOwned(weight, path_, data.type, data.shape, data.bytes);
       return b_.weight(weight, type);
     }
-    std::vector<double> values = data.values();
     Value* v;
     if (isFloat(data.type)) {
+      std::vector<double> values = data.values();
       v = b_.create(OpKind::Constant, {}, {{"value", Floats(values.begin(), values.end())}}, type);
     } else {
-      Ints ints;
-      for (double x : values)
-        ints.push_back(static_cast<int64_t>(x));
+      Ints ints = data.ints(); // exactly: INT64_MAX ("to the end") does not survive a double
       v = b_.create(OpKind::Constant, {}, {{"value", ints}}, type);
       if (data.shape.size() <= 1) {
         std::vector<Dim> known;
@@ -333,14 +348,16 @@ private:
     });
     const std::string& name = input.name();
     // The roles fix the symbols, whatever the exporter called the dims.
+    // The batch is 1: exporters index flattened [batch*seq] masks, a product of symbols that
+    // the IR's affine dims cannot hold.
     std::vector<Dim> roles;
+    Dim batch = Dim::constant(1);
     if (name == "input_ids" || name == "position_ids")
-      roles = {Dim::symbol("batch"), Dim::symbol("seq")};
+      roles = {batch, Dim::symbol("seq")};
     else if (name == "attention_mask")
-      roles = {Dim::symbol("batch"),
-               hasPast ? Dim::symbol("past") + Dim::symbol("seq") : Dim::symbol("seq")};
+      roles = {batch, hasPast ? Dim::symbol("past") + Dim::symbol("seq") : Dim::symbol("seq")};
     else if (name.rfind("past_key_values.", 0) == 0 || name.rfind("past.", 0) == 0)
-      roles = {Dim::symbol("batch"), Dim(), Dim::symbol("past"), Dim()};
+      roles = {batch, Dim(), Dim::symbol("past"), Dim()};
     std::vector<Dim> dims;
     int rank = tensor.shape().dim_size();
     for (int d = 0; d < rank; ++d) {
@@ -525,6 +542,28 @@ private:
     known_[r] = out;
   }
 
+  // Equal over known dims, where decidable: a dim is never negative.
+  void propagateEqual(Value* a, Value* b, Value* r) {
+    auto x = knownDims(a), y = knownDims(b);
+    if (!x || !y || r->type.rank() > 1)
+      return;
+    size_t n = std::max(x->size(), y->size());
+    std::vector<Dim> out;
+    for (size_t i = 0; i < n; ++i) {
+      const Dim& p = (*x)[x->size() == 1 ? 0 : i];
+      const Dim& q = (*y)[y->size() == 1 ? 0 : i];
+      if (p == q)
+        out.push_back(Dim::constant(1));
+      else if (p.isStatic() && q.isStatic())
+        out.push_back(Dim::constant(0));
+      else if ((p.isStatic() && p.staticValue() < 0) || (q.isStatic() && q.staticValue() < 0))
+        out.push_back(Dim::constant(0));
+      else
+        return;
+    }
+    known_[r] = out;
+  }
+
   std::vector<Value*> lower(const onnx::NodeProto& node) {
     const std::string& op = node.op_type();
     static const std::map<std::string, OpKind> binary = {
@@ -541,6 +580,31 @@ private:
         {"Tanh", OpKind::Tanh}, {"Erf", OpKind::Erf},
         {"Cos", OpKind::Cos},   {"Sin", OpKind::Sin},
         {"Not", OpKind::Not}};
+    if (op == "Equal") {
+      Value* a = required(node, 0);
+      Value* c = required(node, 1);
+      Value* r = b_.binary(OpKind::Equal, a, c);
+      propagateEqual(a, c, r);
+      return {r};
+    }
+    if (op == "Where") {
+      Value* cond = required(node, 0);
+      Value* x = required(node, 1);
+      Value* y = required(node, 2);
+      Value* r = b_.create(OpKind::Where, {cond, x, y});
+      auto c = knownDims(cond), p = knownDims(x), q = knownDims(y);
+      if (c && p && q && r->type.rank() <= 1) {
+        size_t n = std::max({c->size(), p->size(), q->size()});
+        std::vector<Dim> out;
+        for (size_t i = 0; i < n; ++i) {
+          const Dim& pick = (*c)[c->size() == 1 ? 0 : i];
+          out.push_back(pick.isStatic() && pick.staticValue() ? (*p)[p->size() == 1 ? 0 : i]
+                                                              : (*q)[q->size() == 1 ? 0 : i]);
+        }
+        known_[r] = out;
+      }
+      return {r};
+    }
     if (auto it = binary.find(op); it != binary.end())
       return {elementwise(it->second, node)};
     if (auto it = unary.find(op); it != unary.end())
@@ -555,8 +619,6 @@ private:
         r = b_.binary(op == "Max" ? OpKind::Max : OpKind::Min, r, required(node, i));
       return {r};
     }
-    if (op == "Where")
-      return {b_.create(OpKind::Where, {required(node, 0), required(node, 1), required(node, 2)})};
     if (op == "Gelu") {
       if (opset_ < 20)
         fail(node, "not supported (Gelu is in the default domain from opset 20)");
@@ -669,6 +731,32 @@ private:
     }
     if (op == "Range")
       return {range(node)};
+    if (op == "Flatten") {
+      Value* x = required(node, 0);
+      int64_t rank = x->type.rank(), axis = intAttr(node, "axis", 1);
+      if (axis < 0)
+        axis += rank;
+      if (axis < 0 || axis > rank)
+        fail(node, "axis is out of range");
+      Dim outer = Dim::constant(1), inner = Dim::constant(1);
+      for (int64_t d = 0; d < rank; ++d) {
+        Dim& part = d < axis ? outer : inner;
+        const Dim& dim = x->type.dims[static_cast<size_t>(d)];
+        if (part.isStatic() && dim.isStatic())
+          part = Dim::constant(part.staticValue() * dim.staticValue());
+        else if (part.isStatic() && part.staticValue() == 1)
+          part = dim;
+        else if (!(dim.isStatic() && dim.staticValue() == 1))
+          part = part.isStatic() && dim.isStatic()
+                     ? part
+                     : (dim.isStatic()    ? part.scaled(dim.staticValue())
+                        : part.isStatic() ? dim.scaled(part.staticValue())
+                                          : Dim::unknown());
+        if (part.isUnknown())
+          fail(node, "flattens a product of symbolic dims");
+      }
+      return {b_.create(OpKind::Reshape, {x}, {}, TensorType{x->type.elementType, {outer, inner}})};
+    }
     if (op == "Split")
       return split(node);
     fail(node, "not supported");

@@ -257,9 +257,16 @@ int32_t gemma_generate(gemma_session* session, const int32_t* prompt, int32_t pr
     using Clock = std::chrono::steady_clock;
     std::vector<int64_t> ids, mask, positions;
     int64_t length = 0; // tokens already in the cache
+    // A model without past inputs (an ONNX export without cache) recomputes the whole sequence.
+    bool cached = std::any_of(m.input_roles, m.input_roles + m.num_inputs,
+                              [](int32_t role) { return role == GEMMA_INPUT_PAST; });
     // One forward call over output[length, length + count).
     auto step = [&](int64_t count, bool inPrompt) {
       auto started = Clock::now();
+      if (!cached) {
+        count += length;
+        length = 0;
+      }
       ids.assign(output + length, output + length + count);
       mask.assign(static_cast<size_t>(length + count), 1);
       positions.resize(static_cast<size_t>(count));
@@ -269,8 +276,12 @@ int32_t gemma_generate(gemma_session* session, const int32_t* prompt, int32_t pr
       double seconds = std::chrono::duration<double>(Clock::now() - started).count();
       (inPrompt ? stats.prefill_seconds : stats.decode_seconds) += seconds;
       (inPrompt ? stats.prefill_tokens : stats.decode_tokens) += count;
-      if (callbacks && callbacks->on_logits)
-        callbacks->on_logits(callbacks->user, session->rows.data(), count, m.output_width);
+      if (callbacks && callbacks->on_logits) {
+        int64_t fresh = cached ? count : std::min<int64_t>(count, inPrompt ? count : 1);
+        callbacks->on_logits(callbacks->user,
+                             session->rows.data() + (count - fresh) * m.output_width, fresh,
+                             m.output_width);
+      }
       length += count;
     };
     int64_t first = config->prefill_tokens > 0

@@ -273,6 +273,58 @@ TEST(CProgram, EmbedsTheStaticLibrary) {
   EXPECT_EQ(result.text.substr(newline + 1), text["decoded"].get<std::string>() + "\n");
 }
 
+// ONNX exports (test/fixtures/onnx, made by make_onnx_fixtures.py) compiled by gemmac: logits and
+// greedy ids as onnxruntime computes them, and the same ids and text as the program compiled from
+// the checkpoint folder the export was made from.
+class OnnxExport : public ::testing::TestWithParam<std::string> {
+protected:
+  std::string fixture() const { return GetParam(); }
+  std::string program() const {
+    return std::string(GEMMAC_E2E_DIR) + "/" + fixture() + "-onnx-torchscript/" + fixture() +
+           "_torchscript";
+  }
+  json reference() const {
+    std::ifstream file(std::string(GEMMAC_FIXTURES_DIR) + "/onnx/" + fixture() +
+                       "_torchscript/reference.json");
+    return json::parse(file);
+  }
+};
+
+TEST_P(OnnxExport, LogitsMatchOnnxRuntime) {
+  json ref = reference();
+  std::string dump = ::testing::TempDir() + "/onnx-" + fixture() + ".f32";
+  Output out = run(program() + " --input-ids " +
+                       idList(ref["logits_input_ids"].get<std::vector<int64_t>>()) +
+                       " --max-new-tokens 1 --dump-logits " + dump,
+                   true);
+  ASSERT_EQ(out.status, 0) << out.text;
+  std::vector<float> rows = readFloats(dump);
+  const json& expected = ref["logits"]["data"];
+  ASSERT_EQ(rows.size(), expected.size());
+  Worst worst;
+  for (size_t i = 0; i < rows.size(); ++i)
+    worst.add(rows[i], expected[i].get<double>());
+  std::printf("%s (TorchScript ONNX export): worst logit error vs onnxruntime %.3g x max|logit|\n",
+              fixture().c_str(), worst.relative());
+  EXPECT_LE(worst.relative(), 1e-4);
+}
+
+TEST_P(OnnxExport, GreedyIdsMatchOnnxRuntimeAndTheCheckpointProgram) {
+  json ref = reference();
+  const json& text = ref["generate_text"];
+  std::string flags = " --prompt " + quote(text["prompt"]) + " --max-length " +
+                      std::to_string(text["max_length"].get<int>());
+  Output onnxIds = run(program() + flags + " --ids", true);
+  ASSERT_EQ(onnxIds.status, 0) << onnxIds.text;
+  EXPECT_EQ(parseIds(onnxIds.text), text["output_ids"].get<std::vector<int64_t>>());
+  std::string checkpoint = std::string(GEMMAC_E2E_DIR) + "/" + fixture() + "/" + fixture();
+  EXPECT_EQ(run(checkpoint + flags + " --ids").text, onnxIds.text);
+  EXPECT_EQ(run(checkpoint + flags).text, run(program() + flags).text);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, OnnxExport,
+                         ::testing::Values("mqa_f32", "gqa_exact_sharded_f32"));
+
 // Each fixture as compile-fixtures.sh compiled it: with -O, and with every fusion disabled.
 std::vector<Variant> variants(bool causalOnly) {
   std::vector<Variant> all;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compiles every Hugging Face fixture into a program for the end-to-end tests: with -O as users
 # get it, with every fusion disabled (the primitive ops' kernels must give the same answers),
-# and mqa_f32 as a bare GemmaModel. Two at a time (the machines have two cores).
+# mqa_f32 as a bare GemmaModel, and the ONNX exports of test/fixtures/onnx. Two at a time (the machines have two cores).
 #   compile-fixtures.sh GEMMAC OUTDIR
 set -euo pipefail
 gemmac="$1"
@@ -16,9 +16,12 @@ for fixture in mqa_f32 mha_untied_f32 gqa_exact_sharded_f32 mqa_bf16 mqa_f16 seq
   jobs+=("$fixture|$fixture-unfused|$no_fusions")
 done
 jobs+=("mqa_f32|mqa_f32-model|--head model")
+for fixture in mqa_f32 gqa_exact_sharded_f32; do
+  jobs+=("../onnx/${fixture}_torchscript|$fixture-onnx-torchscript|")
+done
 printf '%s\n' "${jobs[@]}" | xargs -P 2 -I{} bash -c '
   IFS="|" read -r fixture name flags <<< "{}"
-  if ! "'"$gemmac"'" compile "'"$fixtures"'/$fixture" -o "'"$out"'/$name" --name "$fixture" $flags \
+  if ! "'"$gemmac"'" compile "'"$fixtures"'/$fixture" -o "'"$out"'/$name" --name "$(basename "$fixture")" $flags \
       > "'"$out"'/$name.log" 2>&1; then
     cat "'"$out"'/$name.log"; exit 1
   fi
