@@ -8,6 +8,7 @@
 ///   reshape(reshape(x))                           ->  reshape(x)
 ///   transpose(transpose(x, p), q)                 ->  transpose(x, p o q), or x if identity
 ///   squeeze(unsqueeze(x, a), a)                   ->  x
+///   concat(x) of one operand                      ->  x
 /// (1 and 0 are splat constants.) Replaced ops are left dead for dce.
 
 #include "ir/Interpreter.h"
@@ -112,6 +113,8 @@ private:
       return sameKnownType(x, op.result()) && forward(graph, op, x);
     case OpKind::Transpose:
       return rewriteTranspose(graph, op);
+    case OpKind::Concat: // exporters write one-operand concats (a cache's first update)
+      return op.operands.size() == 1 && forward(graph, op, x);
     case OpKind::Squeeze:
       if (Op* inner = definingOp(x, OpKind::Unsqueeze))
         if (normalizedAxes(*inner, x->type.rank()) == normalizedAxes(op, x->type.rank()))

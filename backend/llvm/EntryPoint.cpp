@@ -18,6 +18,10 @@ namespace gemma {
 
 namespace {
 
+bool isPastInput(const std::string& name) {
+  return name.rfind("past.", 0) == 0 || name.rfind("past_key_values.", 0) == 0;
+}
+
 class EntryPointEmitter {
 public:
   EntryPointEmitter(const Graph& graph, const KernelSet& kernels,
@@ -45,6 +49,15 @@ public:
     for (size_t i = 0; i < graph_.inputs.size(); ++i)
       host_[graph_.inputs[i].get()] =
           b_.CreateLoad(i8p, b_.CreateConstGEP1_64(i8p, inputs_, i), graph_.inputs[i]->name);
+    // A past cache input lives in kv_cache: the program never passes its data, so only the
+    // cache append (which never reads the past) and shape() (extents only) may use it.
+    for (const auto& op : graph_.ops)
+      for (const Value* operand : op->operands)
+        if (operand->isGraphInput() && isPastInput(operand->name) &&
+            op->kind != OpKind::KVCacheAppend && op->kind != OpKind::Shape)
+          throw UserError(op->loc, "'" + std::string(op->mnemonic()) + "' reads the past cache '" +
+                                       operand->name +
+                                       "', which plan-kv-cache did not place in the KV cache");
     for (const auto& op : graph_.ops)
       emitOp(*op);
     for (size_t i = 0; i < graph_.outputs.size(); ++i)

@@ -16,8 +16,8 @@ for fixture in mqa_f32 mha_untied_f32 gqa_exact_sharded_f32 mqa_bf16 mqa_f16 seq
   jobs+=("$fixture|$fixture-unfused|$no_fusions")
 done
 jobs+=("mqa_f32|mqa_f32-model|--head model")
-for fixture in mqa_f32 gqa_exact_sharded_f32; do
-  jobs+=("../onnx/${fixture}_torchscript|$fixture-onnx-torchscript|")
+for export in mqa_f32_torchscript gqa_exact_sharded_f32_torchscript mqa_f32_torchscript_past; do
+  jobs+=("../onnx/$export|onnx-$export|")
 done
 printf '%s\n' "${jobs[@]}" | xargs -P 2 -I{} bash -c '
   IFS="|" read -r fixture name flags <<< "{}"
