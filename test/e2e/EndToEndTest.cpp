@@ -336,7 +336,8 @@ TEST_P(OnnxExport, GreedyIdsMatchOnnxRuntimeAndTheCheckpointProgram) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, OnnxExport,
                          ::testing::Values("mqa_f32_torchscript",
                                            "gqa_exact_sharded_f32_torchscript",
-                                           "mqa_f32_torchscript_past"));
+                                           "mqa_f32_torchscript_past",
+                                           "mqa_f32_torchscript_external"));
 
 // Each fixture as compile-fixtures.sh compiled it: with -O, and with every fusion disabled.
 std::vector<Variant> variants(bool causalOnly) {

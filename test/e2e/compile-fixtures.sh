@@ -16,7 +16,8 @@ for fixture in mqa_f32 mha_untied_f32 gqa_exact_sharded_f32 mqa_bf16 mqa_f16 seq
   jobs+=("$fixture|$fixture-unfused|$no_fusions")
 done
 jobs+=("mqa_f32|mqa_f32-model|--head model")
-for export in mqa_f32_torchscript gqa_exact_sharded_f32_torchscript mqa_f32_torchscript_past; do
+for export in mqa_f32_torchscript gqa_exact_sharded_f32_torchscript mqa_f32_torchscript_past \
+    mqa_f32_torchscript_external; do
   jobs+=("../onnx/$export|onnx-$export|")
 done
 printf '%s\n' "${jobs[@]}" | xargs -P 2 -I{} bash -c '
