@@ -731,6 +731,8 @@ private:
     }
     if (op == "Range")
       return {range(node)};
+    if (op == "GatherND")
+      return {gatherND(node)};
     if (op == "Flatten") {
       Value* x = required(node, 0);
       int64_t rank = x->type.rank(), axis = intAttr(node, "axis", 1);
@@ -825,12 +827,63 @@ private:
     return r;
   }
 
+  // GatherND (batch_dims 0) as a Gather from the data flattened over its first k dims, at the
+  // linear index sum_j idx[..., j] * stride_j (exporters look masks up so: mask[b, kv]).
+  Value* gatherND(const onnx::NodeProto& node) {
+    if (intAttr(node, "batch_dims", 0) != 0)
+      fail(node, "not supported (batch_dims)");
+    Value* data = required(node, 0);
+    Value* indices = required(node, 1);
+    int64_t rank = data->type.rank(), indexRank = indices->type.rank();
+    const Dim& depthDim = indices->type.dims.back();
+    if (indexRank < 1 || !depthDim.isStatic() || depthDim.staticValue() < 1 ||
+        depthDim.staticValue() > rank)
+      fail(node, "its indices' last dim must be static, between 1 and the data's rank");
+    int64_t depth = depthDim.staticValue();
+    // The first `depth` dims flattened: their product must stay affine.
+    Dim flat = Dim::constant(1);
+    for (int64_t j = depth - 1; j >= 0; --j) {
+      const Dim& d = data->type.dims[static_cast<size_t>(j)];
+      flat = flat.isStatic() ? d.scaled(flat.staticValue())
+             : d.isStatic()  ? flat.scaled(d.staticValue())
+                             : Dim::unknown();
+      if (flat.isUnknown())
+        fail(node, "indexes a product of symbolic dims");
+    }
+    std::vector<Dim> flatDims = {flat};
+    flatDims.insert(flatDims.end(), data->type.dims.begin() + depth, data->type.dims.end());
+    Value* table =
+        b_.create(OpKind::Reshape, {data}, {}, TensorType{data->type.elementType, flatDims});
+    Value* shape = b_.create(OpKind::Shape, {data});
+    Value* linear = nullptr;
+    for (int64_t j = 0; j < depth; ++j) {
+      Value* column = b_.create(
+          OpKind::Slice, {indices},
+          {{"starts", Ints{j}}, {"ends", Ints{j + 1}}, {"axes", Ints{-1}}, {"steps", Ints{1}}});
+      column = b_.create(OpKind::Squeeze, {column}, {{"axes", Ints{indexRank - 1}}});
+      column = b_.cast(column, ElementType::I64);
+      // stride_j = product of dims j+1..depth-1, read from the data's shape at run time
+      Value* stride = b_.scalar(ElementType::I64, 1);
+      for (int64_t d = j + 1; d < depth; ++d) {
+        Value* at = b_.constant(ElementType::I64, {}, Ints{d});
+        stride = b_.binary(OpKind::Mul, stride,
+                           b_.create(OpKind::Gather, {shape, at}, {{"axis", int64_t(0)}}));
+      }
+      Value* term = b_.binary(OpKind::Mul, column, stride);
+      linear = linear ? b_.binary(OpKind::Add, linear, term) : term;
+    }
+    return b_.create(OpKind::Gather, {table, linear}, {{"axis", int64_t(0)}});
+  }
+
   Value* reshape(const onnx::NodeProto& node) {
-    if (intAttr(node, "allowzero", 0))
-      fail(node, "not supported (allowzero)");
     Value* x = required(node, 0);
     Value* shape = required(node, 1);
     std::vector<Dim> target = shapeFrom(node, shape);
+    // allowzero makes a 0 a dim of 0 rather than a copy of the input's: the same when none is 0.
+    if (intAttr(node, "allowzero", 0) &&
+        std::any_of(target.begin(), target.end(),
+                    [](const Dim& d) { return d.isStatic() && d.staticValue() == 0; }))
+      fail(node, "not supported (allowzero with a 0 in the shape)");
     // 0 copies the input's dim, -1 is what is left.
     int inferred = -1;
     for (size_t i = 0; i < target.size(); ++i) {
@@ -840,16 +893,12 @@ private:
       else if (target[i].isStatic() && target[i].staticValue() == -1)
         inferred = static_cast<int>(i);
     }
-    if (inferred >= 0)
+    if (inferred >= 0) {
       target[static_cast<size_t>(inferred)] = Dim::unknown();
-    Value* r;
-    if (auto ints = constantInts(shape)) {
-      r = b_.create(OpKind::Reshape, {x, shape}, {}, TensorType{x->type.elementType, target});
-    } else {
-      if (inferred >= 0)
-        target[static_cast<size_t>(inferred)] = remainingDim(node, x->type.dims, target);
-      r = b_.create(OpKind::Reshape, {x}, {}, TensorType{x->type.elementType, target});
+      target[static_cast<size_t>(inferred)] = remainingDim(node, x->type.dims, target);
     }
+    // The target is known here: the reshape needs no shape operand.
+    Value* r = b_.create(OpKind::Reshape, {x}, {}, TensorType{x->type.elementType, target});
     if (auto known = knownDims(x); known && r->type.rank() <= 1)
       known_[r] = *known;
     return r;

@@ -279,7 +279,10 @@ TEST(CProgram, EmbedsTheStaticLibrary) {
 class OnnxExport : public ::testing::TestWithParam<std::string> {
 protected:
   // The checkpoint the export was made from: "mqa_f32" for "mqa_f32_torchscript_past".
-  std::string fixture() const { return GetParam().substr(0, GetParam().find("_torchscript")); }
+  std::string fixture() const {
+    size_t exporter = std::min(GetParam().find("_torchscript"), GetParam().find("_dynamo"));
+    return GetParam().substr(0, exporter);
+  }
   std::string program() const {
     return std::string(GEMMAC_E2E_DIR) + "/onnx-" + GetParam() + "/" + GetParam();
   }
@@ -337,7 +340,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, OnnxExport,
                          ::testing::Values("mqa_f32_torchscript",
                                            "gqa_exact_sharded_f32_torchscript",
                                            "mqa_f32_torchscript_past",
-                                           "mqa_f32_torchscript_external"));
+                                           "mqa_f32_torchscript_external", "mqa_f32_dynamo"));
 
 // Each fixture as compile-fixtures.sh compiled it: with -O, and with every fusion disabled.
 std::vector<Variant> variants(bool causalOnly) {
