@@ -487,7 +487,7 @@ private:
   void importNode(const onnx::NodeProto& node) {
     b_.setLocation(Location::named(node.name().empty() ? node.op_type() : node.name()));
     const std::string& domain = node.domain();
-    if (!domain.empty() && domain != "ai.onnx")
+    if (!domain.empty() && domain != "ai.onnx" && domain != "com.microsoft")
       fail(node, "not supported (domain '" + domain + "')");
     std::vector<Value*> results;
     try {
@@ -502,7 +502,8 @@ private:
         if (!node.output(i).empty())
           fail(node, "output " + std::to_string(i) + " is not supported");
     for (size_t i = 0; i < results.size() && static_cast<int>(i) < node.output_size(); ++i)
-      values_[node.output(static_cast<int>(i))] = results[i];
+      if (results[i])
+        values_[node.output(static_cast<int>(i))] = results[i];
   }
 
   Value* elementwise(OpKind kind, const onnx::NodeProto& node) {
@@ -564,8 +565,40 @@ private:
     known_[r] = out;
   }
 
+  // onnxruntime's fused norms (onnxruntime-genai's model builder writes them): straight onto
+  // rms_norm, the weight as given (no 1 + w: the builder folds it in).
+  std::vector<Value*> lowerOnnxRuntimeOp(const onnx::NodeProto& node) {
+    const std::string& op = node.op_type();
+    auto norm = [&](Value* x, Value* scale) {
+      int64_t axis = intAttr(node, "axis", -1);
+      if (axis != -1 && axis != x->type.rank() - 1)
+        fail(node, "not supported (a norm over axis " + std::to_string(axis) + ")");
+      const onnx::AttributeProto* eps = attribute(node, "epsilon");
+      return b_.create(
+          OpKind::RmsNorm, {x, scale},
+          {{"eps", eps ? static_cast<double>(eps->f()) : 1e-5}, {"unit_offset", false}});
+    };
+    if (op == "SimplifiedLayerNormalization") {
+      if (node.output_size() > 1 && !node.output(1).empty())
+        fail(node, "not supported (the inv_std_var output)");
+      return {norm(required(node, 0), required(node, 1))};
+    }
+    if (op == "SkipSimplifiedLayerNormalization") {
+      Value* sum = b_.binary(OpKind::Add, required(node, 0), required(node, 1));
+      if (Value* bias = operand(node, 3))
+        sum = b_.binary(OpKind::Add, sum, bias);
+      for (int i = 1; i <= 2; ++i)
+        if (node.output_size() > i && !node.output(i).empty())
+          fail(node, "not supported (the mean and inv_std_var outputs)");
+      return {norm(sum, required(node, 2)), nullptr, nullptr, sum};
+    }
+    fail(node, "not supported");
+  }
+
   std::vector<Value*> lower(const onnx::NodeProto& node) {
     const std::string& op = node.op_type();
+    if (node.domain() == "com.microsoft" || op == "SimplifiedLayerNormalization")
+      return lowerOnnxRuntimeOp(node);
     static const std::map<std::string, OpKind> binary = {
         {"Add", OpKind::Add},         {"Sub", OpKind::Sub},
         {"Mul", OpKind::Mul},         {"Div", OpKind::Div},

@@ -179,5 +179,15 @@ TEST(OnnxNodeTests, EveryAcceptedModelMatchesOnnx) {
   EXPECT_GE(passed, 100);
 }
 
+// onnxruntime's fused norms (SimplifiedLayerNormalization, com.microsoft's
+// SkipSimplifiedLayerNormalization with its input+skip sum output), in the node-test layout, with
+// onnxruntime's outputs (test/fixtures/make_onnx_fixtures.py).
+TEST(OnnxRuntimeOps, FusedNormsMatchOnnxRuntime) {
+  Outcome outcome = runNodeTest(fs::path(GEMMAC_FIXTURES_DIR) / "onnx" / "ort_norms");
+  EXPECT_TRUE(outcome.reason.empty()) << outcome.reason;
+  EXPECT_TRUE(outcome.passed && outcome.kernelsPassed) << outcome.detail;
+  EXPECT_EQ(outcome.op, "rms_norm");
+}
+
 } // namespace
 } // namespace gemma

@@ -1,5 +1,5 @@
-// Malformed ONNX never crashes the importer: ONNX's node-test models (and one Gemma-sized graph
-// of our own ops) are mutated at random (bytes flipped, deleted, duplicated, truncated) and every
+// Malformed ONNX never crashes the importer: ONNX's node-test models and a real Gemma export are
+// mutated at random (bytes flipped, deleted, duplicated, truncated) and every
 // mutant must import or fail with a UserError, nothing else. Runs in the sanitized build too.
 #include "frontend/OnnxImporter.h"
 
@@ -28,6 +28,14 @@ TEST(FuzzOnnxImport, MutatedModelsNeverCrash) {
       seeds.push_back(bytes.str());
   }
   ASSERT_GE(seeds.size(), 8u) << "install libonnx-testdata";
+  // A real export too: shape arithmetic, past/present, a few hundred nodes.
+  std::ifstream exported(std::string(GEMMAC_FIXTURES_DIR) +
+                             "/onnx/mqa_f32_torchscript_past/model.onnx",
+                         std::ios::binary);
+  std::stringstream exportedBytes;
+  exportedBytes << exported.rdbuf();
+  ASSERT_FALSE(exportedBytes.str().empty());
+  seeds.push_back(exportedBytes.str());
   std::string path = ::testing::TempDir() + "/fuzz.onnx";
   std::mt19937_64 rng(2026);
   int imported = 0, refused = 0;
