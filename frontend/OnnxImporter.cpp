@@ -764,6 +764,8 @@ private:
     }
     if (op == "Range")
       return {range(node)};
+    if (auto lowered = lowerComposite(node))
+      return {lowered};
     if (op == "GatherND")
       return {gatherND(node)};
     if (op == "Flatten") {
@@ -858,6 +860,139 @@ private:
       known_[r] = out;
     }
     return r;
+  }
+
+  // ONNX ops without an IR op of their own, written with the IR's ops (numbers as ONNX defines
+  // them; ONNX's node tests check each). Null when `node` is none of them.
+  Value* lowerComposite(const onnx::NodeProto& node) {
+    const std::string& op = node.op_type();
+    auto scalarLike = [&](Value* like, double value) {
+      return b_.scalar(like->type.elementType, value);
+    };
+    if (op == "Relu") {
+      Value* x = required(node, 0);
+      return b_.binary(OpKind::Max, x, scalarLike(x, 0));
+    }
+    if (op == "Abs") {
+      Value* x = required(node, 0);
+      return b_.binary(OpKind::Max, x, b_.unary(OpKind::Neg, x));
+    }
+    if (op == "Sigmoid") { // 1 / (1 + exp(-x))
+      Value* x = required(node, 0);
+      return b_.unary(OpKind::Reciprocal,
+                      b_.binary(OpKind::Add, scalarLike(x, 1),
+                                b_.unary(OpKind::Exp, b_.unary(OpKind::Neg, x))));
+    }
+    if (op == "LeakyRelu") {
+      Value* x = required(node, 0);
+      const onnx::AttributeProto* alpha = attribute(node, "alpha");
+      Value* scaled = b_.binary(OpKind::Mul, x, scalarLike(x, alpha ? alpha->f() : 0.01));
+      return b_.create(OpKind::Where, {b_.binary(OpKind::Less, x, scalarLike(x, 0)), scaled, x});
+    }
+    if (op == "Sum" || op == "Mean") {
+      Value* r = required(node, 0);
+      for (int i = 1; i < node.input_size(); ++i)
+        r = b_.binary(OpKind::Add, r, required(node, i));
+      if (op == "Mean")
+        r = b_.binary(OpKind::Div, r, scalarLike(r, node.input_size()));
+      return r;
+    }
+    if (op == "Clip") {
+      Value* r = required(node, 0);
+      if (Value* low = operand(node, 1))
+        r = b_.binary(OpKind::Max, r, low);
+      if (Value* high = operand(node, 2))
+        r = b_.binary(OpKind::Min, r, high);
+      return r;
+    }
+    if (op == "Dropout") { // inference: the identity
+      if (node.output_size() > 1 && !node.output(1).empty())
+        fail(node, "not supported (the mask output)");
+      if (operand(node, 2)) {
+        auto training = constantInts(required(node, 2));
+        if (!training || training->size() != 1 || (*training)[0] != 0)
+          fail(node, "not supported (training mode)");
+      }
+      return required(node, 0);
+    }
+    if (op == "CastLike") {
+      Value* x = required(node, 0);
+      return b_.cast(x, required(node, 1)->type.elementType);
+    }
+    if (op == "ReduceSumSquare" || op == "ReduceL2" || op == "ReduceMin") {
+      Value* x = required(node, 0);
+      Ints axes = opset_ >= 18 ? axesFrom(node, 1, "") : intsAttr(node, "axes").value_or(Ints{});
+      if (axes.empty()) {
+        if (intAttr(node, "noop_with_empty_axes", 0))
+          fail(node, "not supported (noop_with_empty_axes)");
+        for (int64_t d = 0; d < x->type.rank(); ++d)
+          axes.push_back(d);
+      }
+      std::map<std::string, Attribute> attrs = {{"axes", axes},
+                                                {"keepdims", intAttr(node, "keepdims", 1) != 0}};
+      if (op == "ReduceMin")
+        return b_.unary(OpKind::Neg,
+                        b_.create(OpKind::ReduceMax, {b_.unary(OpKind::Neg, x)}, attrs));
+      Value* squares = b_.create(OpKind::ReduceSum, {b_.binary(OpKind::Mul, x, x)}, attrs);
+      return op == "ReduceL2" ? b_.unary(OpKind::Sqrt, squares) : squares;
+    }
+    if (op == "Gemm") { // alpha * A' B' + beta * C
+      Value* a = required(node, 0);
+      Value* bm = required(node, 1);
+      if (intAttr(node, "transA", 0))
+        a = b_.transpose(a, {1, 0});
+      if (intAttr(node, "transB", 0))
+        bm = b_.transpose(bm, {1, 0});
+      Value* r = b_.matmul(a, bm);
+      const onnx::AttributeProto* alpha = attribute(node, "alpha");
+      const onnx::AttributeProto* beta = attribute(node, "beta");
+      if (alpha && alpha->f() != 1.0f)
+        r = b_.binary(OpKind::Mul, r, scalarLike(r, alpha->f()));
+      if (Value* c = operand(node, 2)) {
+        if (beta && beta->f() != 1.0f)
+          c = b_.binary(OpKind::Mul, c, scalarLike(c, beta->f()));
+        r = b_.binary(OpKind::Add, r, c);
+      }
+      return r;
+    }
+    if (op == "Trilu") { // keep x where col - row >= k (upper) or <= k (lower), else 0
+      Value* x = required(node, 0);
+      int64_t rank = x->type.rank();
+      if (rank < 2)
+        fail(node, "needs a matrix");
+      int64_t k = 0;
+      if (operand(node, 1)) {
+        Ints ks = requireInts(node, 1, "k");
+        if (ks.size() != 1)
+          fail(node, "k must be one value");
+        k = ks[0];
+      }
+      Value* rowsShape = b_.create(OpKind::Shape, {x});
+      auto indexRange = [&](int64_t dim) {
+        const Dim& extent = x->type.dims[static_cast<size_t>(dim)];
+        Value* at = b_.constant(ElementType::I64, {}, Ints{dim});
+        Value* n = b_.create(OpKind::Gather, {rowsShape, at}, {{"axis", int64_t(0)}});
+        return b_.create(OpKind::Range,
+                         {b_.scalar(ElementType::I64, 0), n, b_.scalar(ElementType::I64, 1)}, {},
+                         TensorType{ElementType::I64, {extent}});
+      };
+      Value* rows = b_.create(OpKind::Unsqueeze, {indexRange(rank - 2)}, {{"axes", Ints{1}}});
+      Value* columns = indexRange(rank - 1);
+      Value* offset = b_.binary(OpKind::Sub, columns, rows); // [R, C]
+      Value* keep = b_.binary(intAttr(node, "upper", 1) ? OpKind::GreaterEqual : OpKind::LessEqual,
+                              offset, b_.scalar(ElementType::I64, static_cast<double>(k)));
+      return b_.create(OpKind::Where, {keep, x, scalarLike(x, 0)});
+    }
+    if (op == "Size") {
+      Value* x = required(node, 0);
+      auto count = x->type.staticNumElements();
+      if (!count)
+        fail(node, "its input's size is not static");
+      Value* v = b_.scalar(ElementType::I64, static_cast<double>(*count));
+      known_[v] = {Dim::constant(*count)};
+      return v;
+    }
+    return nullptr;
   }
 
   // GatherND (batch_dims 0) as a Gather from the data flattened over its first k dims, at the

@@ -33,7 +33,8 @@ ImageParam operandParam(const Op& op, size_t i, const std::string& name) {
   for (int64_t d = 0; d < type.rank(); ++d) {
     const Dim& dim = type.dims[type.rank() - 1 - d];
     param.dim(static_cast<int>(d)).set_min(0);
-    if (dim.isStatic())
+    // (An empty dim gets no constraint: Halide would then refuse the empty region it reads.)
+    if (dim.isStatic() && dim.staticValue() > 0)
       param.dim(static_cast<int>(d)).set_extent(static_cast<int>(dim.staticValue()));
     if (permuted) // a weight read in place through permuted strides: all static
       param.dim(static_cast<int>(d))
