@@ -592,7 +592,57 @@ private:
           fail(node, "not supported (the mean and inv_std_var outputs)");
       return {norm(sum, required(node, 2)), nullptr, nullptr, sum};
     }
+    if (op == "RotaryEmbedding")
+      return {rotaryEmbedding(node)};
     fail(node, "not supported");
+  }
+
+  // com.microsoft RotaryEmbedding, half-split (not interleaved) over the whole head: the cos and
+  // sin rows of the positions, each half repeated, then the IR's rotary with given tables.
+  // x is [B,N,S,H], or [B,S,N*H] with num_heads (viewed as heads and back).
+  Value* rotaryEmbedding(const onnx::NodeProto& node) {
+    if (intAttr(node, "interleaved", 0))
+      fail(node, "not supported (interleaved)");
+    const onnx::AttributeProto* scale = attribute(node, "scale");
+    if ((scale && scale->f() != 1.0f) || intAttr(node, "is_packed_batching", 0))
+      fail(node, "not supported (scale or packed batching)");
+    Value* x = required(node, 0);
+    Value* positions = required(node, 1);
+    Value* cosCache = required(node, 2);
+    Value* sinCache = required(node, 3);
+    const Dim& half = cosCache->type.dims.back();
+    if (cosCache->type.rank() != 2 || !half.isStatic())
+      fail(node, "needs cos and sin caches [positions, head_dim/2]");
+    int64_t headDim = 2 * half.staticValue();
+    int64_t rotaryDim = intAttr(node, "rotary_embedding_dim", 0);
+    if (rotaryDim != 0 && rotaryDim != headDim)
+      fail(node, "not supported (a rotary dim other than the head's)");
+    if (positions->type.rank() != 2)
+      fail(node, "not supported (positions other than [batch, seq])");
+    Value* heads = x;
+    std::vector<Dim> flat = x->type.dims;
+    if (x->type.rank() == 3) { // [B,S,N*H] -> [B,N,S,H]
+      int64_t numHeads = intAttr(node, "num_heads", 0);
+      if (numHeads <= 0)
+        fail(node, "needs num_heads for a 3-D input");
+      std::vector<Dim> split = {flat[0], flat[1], Dim::constant(numHeads), Dim::constant(headDim)};
+      heads =
+          b_.transpose(b_.create(OpKind::Reshape, {x}, {}, TensorType{x->type.elementType, split}),
+                       {0, 2, 1, 3});
+    } else if (x->type.rank() != 4) {
+      fail(node, "needs x [batch, heads, seq, head_dim] or [batch, seq, hidden]");
+    }
+    auto table = [&](Value* cache) { // [B,S,H/2] -> [B,1,S,H]
+      Value* rows = b_.create(OpKind::Gather, {cache, positions}, {{"axis", int64_t(0)}});
+      Value* both = b_.create(OpKind::Concat, {rows, rows}, {{"axis", int64_t(-1)}});
+      return b_.create(OpKind::Unsqueeze, {both}, {{"axes", Ints{1}}});
+    };
+    Value* rotated = b_.create(OpKind::Rotary, {heads, table(cosCache), table(sinCache)},
+                               {{"head_dim", headDim}});
+    if (x->type.rank() == 3)
+      rotated = b_.create(OpKind::Reshape, {b_.transpose(rotated, {0, 2, 1, 3})}, {},
+                          TensorType{x->type.elementType, flat});
+    return rotated;
   }
 
   std::vector<Value*> lower(const onnx::NodeProto& node) {

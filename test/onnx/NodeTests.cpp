@@ -189,5 +189,12 @@ TEST(OnnxRuntimeOps, FusedNormsMatchOnnxRuntime) {
   EXPECT_EQ(outcome.op, "rms_norm");
 }
 
+// com.microsoft RotaryEmbedding (half-split, [batch, seq, hidden] input) onto the IR's rotary.
+TEST(OnnxRuntimeOps, RotaryEmbeddingMatchesOnnxRuntime) {
+  Outcome outcome = runNodeTest(fs::path(GEMMAC_FIXTURES_DIR) / "onnx" / "ort_rotary");
+  EXPECT_TRUE(outcome.reason.empty()) << outcome.reason;
+  EXPECT_TRUE(outcome.passed && outcome.kernelsPassed) << outcome.detail;
+}
+
 } // namespace
 } // namespace gemma
