@@ -81,12 +81,11 @@ int headCode(Head head) {
   return 0;
 }
 
+// A fact the planning passes record on every planned graph.
 int64_t graphInteger(const Graph& graph, const char* name) {
-  auto it = graph.attrs.find(name);
-  const int64_t* value = it == graph.attrs.end() ? nullptr : std::get_if<int64_t>(&it->second);
-  if (!value)
+  if (!graph.attrs.count(name))
     throw InternalError(std::string("the planned graph has no '") + name + "' attribute");
-  return *value;
+  return graph.integerAttr(name);
 }
 
 // The model's description (runtime/gemma_model.h) as C: what the plan fixed, in one constant.

@@ -39,13 +39,10 @@ std::vector<const Op*> distinctWeights(const Graph& graph) {
   return weights;
 }
 
-// The shape a weight op's tensor is stored with: its type's, un-permuted for a folded transpose.
 std::vector<int64_t> storedShape(const Op& weight) {
-  const TensorType& type = weight.result()->type;
-  std::vector<int64_t> shape(static_cast<size_t>(type.rank()));
-  const Ints* perm = weight.attr<Ints>("perm");
-  for (size_t i = 0; i < shape.size(); ++i)
-    shape[perm ? static_cast<size_t>((*perm)[i]) : i] = type.dims[i].staticValue();
+  std::vector<int64_t> shape;
+  for (const Dim& d : storedWeightType(weight).dims)
+    shape.push_back(d.staticValue());
   return shape;
 }
 

@@ -138,6 +138,16 @@ public:
   using UserError::UserError;
 };
 
+// The product of dims when it is affine (at most one symbolic factor), else unknown.
+Dim affineProduct(std::vector<Dim>::const_iterator begin, std::vector<Dim>::const_iterator end) {
+  Dim product = Dim::constant(1);
+  for (auto it = begin; it != end; ++it)
+    product = product.isStatic() ? it->scaled(product.staticValue())
+              : it->isStatic()   ? product.scaled(it->staticValue())
+                                 : Dim::unknown();
+  return product;
+}
+
 class OnnxImporter {
 public:
   OnnxImporter(std::string path, ImportedModel& model)
@@ -825,23 +835,11 @@ private:
         axis += rank;
       if (axis < 0 || axis > rank)
         fail(node, "axis is out of range");
-      Dim outer = Dim::constant(1), inner = Dim::constant(1);
-      for (int64_t d = 0; d < rank; ++d) {
-        Dim& part = d < axis ? outer : inner;
-        const Dim& dim = x->type.dims[static_cast<size_t>(d)];
-        if (part.isStatic() && dim.isStatic())
-          part = Dim::constant(part.staticValue() * dim.staticValue());
-        else if (part.isStatic() && part.staticValue() == 1)
-          part = dim;
-        else if (!(dim.isStatic() && dim.staticValue() == 1))
-          part = part.isStatic() && dim.isStatic()
-                     ? part
-                     : (dim.isStatic()    ? part.scaled(dim.staticValue())
-                        : part.isStatic() ? dim.scaled(part.staticValue())
-                                          : Dim::unknown());
-        if (part.isUnknown())
-          fail(node, "flattens a product of symbolic dims");
-      }
+      const std::vector<Dim>& dims = x->type.dims;
+      Dim outer = affineProduct(dims.begin(), dims.begin() + axis);
+      Dim inner = affineProduct(dims.begin() + axis, dims.end());
+      if (outer.isUnknown() || inner.isUnknown())
+        fail(node, "flattens a product of symbolic dims");
       return {b_.create(OpKind::Reshape, {x}, {}, TensorType{x->type.elementType, {outer, inner}})};
     }
     if (op == "Split")
@@ -1059,15 +1057,9 @@ private:
       fail(node, "its indices' last dim must be static, between 1 and the data's rank");
     int64_t depth = depthDim.staticValue();
     // The first `depth` dims flattened: their product must stay affine.
-    Dim flat = Dim::constant(1);
-    for (int64_t j = depth - 1; j >= 0; --j) {
-      const Dim& d = data->type.dims[static_cast<size_t>(j)];
-      flat = flat.isStatic() ? d.scaled(flat.staticValue())
-             : d.isStatic()  ? flat.scaled(d.staticValue())
-                             : Dim::unknown();
-      if (flat.isUnknown())
-        fail(node, "indexes a product of symbolic dims");
-    }
+    Dim flat = affineProduct(data->type.dims.begin(), data->type.dims.begin() + depth);
+    if (flat.isUnknown())
+      fail(node, "indexes a product of symbolic dims");
     std::vector<Dim> flatDims = {flat};
     flatDims.insert(flatDims.end(), data->type.dims.begin() + depth, data->type.dims.end());
     Value* table =

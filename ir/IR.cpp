@@ -96,4 +96,12 @@ std::unique_ptr<Graph> Graph::clone() const {
   return copy;
 }
 
+TensorType storedWeightType(const Op& weight) {
+  TensorType stored = weight.result()->type;
+  if (const Ints* perm = weight.attr<Ints>("perm"))
+    for (size_t i = 0; i < perm->size(); ++i)
+      stored.dims[static_cast<size_t>((*perm)[i])] = weight.result()->type.dims[i];
+  return stored;
+}
+
 } // namespace gemma

@@ -161,6 +161,12 @@ public:
   std::map<const Value*, int> useCounts() const;
   // A deep copy (values remapped), for tests that compare a graph before and after a pass.
   std::unique_ptr<Graph> clone() const;
+  // An integer whole-graph fact (`kv_cache_bytes`, ...), or `fallback` when the graph lacks it.
+  int64_t integerAttr(const std::string& attrName, int64_t fallback = 0) const {
+    auto it = attrs.find(attrName);
+    const int64_t* value = it == attrs.end() ? nullptr : std::get_if<int64_t>(&it->second);
+    return value ? *value : fallback;
+  }
 
   std::string name;
   std::vector<std::unique_ptr<Value>> inputs;
@@ -170,5 +176,9 @@ public:
   // signature as `attributes {...}`.
   std::map<std::string, Attribute> attrs;
 };
+
+// The type a weight op's tensor is stored with in the weights: its result type, un-permuted when
+// the op reads it through `perm` (fold-weight-transposes).
+TensorType storedWeightType(const Op& weight);
 
 } // namespace gemma

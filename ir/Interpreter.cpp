@@ -645,14 +645,11 @@ Tensor evaluateOp(const Op& op, const std::vector<const Tensor*>& operands,
       fail(op, "needs weights, but none were given");
     const Ints* perm = op.attr<Ints>("perm");
     if (perm) {
-      // Packed: the stored tensor, transposed by perm.
-      TensorType stored = op.result()->type;
+      // Folded transpose: the stored tensor, transposed by perm.
+      TensorType stored = storedWeightType(op);
       std::vector<int64_t> storedShape(declaredShape.size());
-      for (size_t i = 0; i < perm->size(); ++i) {
-        auto to = static_cast<size_t>((*perm)[i]);
-        stored.dims[to] = op.result()->type.dims[i];
-        storedShape[to] = declaredShape[i];
-      }
+      for (size_t i = 0; i < perm->size(); ++i)
+        storedShape[static_cast<size_t>((*perm)[i])] = declaredShape[i];
       Tensor weight = weights(*op.attr<std::string>("name"), stored);
       if (weight.shape != storedShape)
         fail(op, "weight '" + *op.attr<std::string>("name") + "' has shape " +

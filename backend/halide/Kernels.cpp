@@ -61,11 +61,10 @@ std::vector<int64_t> storageStrides(const Value& value) {
   }
   // Stored dim perm[i] is the value's dim i: row-major strides of the stored shape, permuted.
   const Ints& perm = *value.definingOp->attr<Ints>("perm");
-  std::vector<int64_t> stored(rank), storedStrides(rank, 1);
-  for (size_t i = 0; i < rank; ++i)
-    stored[static_cast<size_t>(perm[i])] = type.dims[i].staticValue();
+  TensorType stored = storedWeightType(*value.definingOp);
+  std::vector<int64_t> storedStrides(rank, 1);
   for (size_t d = rank; d-- > 1;)
-    storedStrides[d - 1] = storedStrides[d] * stored[d];
+    storedStrides[d - 1] = storedStrides[d] * stored.dims[d].staticValue();
   for (size_t i = 0; i < rank; ++i)
     strides[i] = storedStrides[static_cast<size_t>(perm[i])];
   return strides;
@@ -93,6 +92,13 @@ int clampToInt(int64_t v) {
 
 Expr toF32(Expr e) {
   return e.type() == Float(32) ? e : cast<float>(e);
+}
+
+// GELU in f32: the tanh approximation, or exact with erf (the gelu op and the gated MLP).
+Expr gelu(Expr x, bool tanhApproximation) {
+  return tanhApproximation
+             ? 0.5f * x * (1.0f + tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)))
+             : 0.5f * x * (1.0f + erf(x * 0.7071067811865476f));
 }
 
 void scheduleElementwise(Func f, const std::vector<Var>& v, TargetKind target) {
@@ -176,9 +182,7 @@ Kernel elementwise(const Op& op, TargetKind target) {
     break;
   case OpKind::Gelu: {
     const std::string* approximate = op.attr<std::string>("approximate");
-    value = approximate && *approximate == "tanh"
-                ? 0.5f * a * (1.0f + tanh(0.7978845608028654f * (a + 0.044715f * a * a * a)))
-                : 0.5f * a * (1.0f + erf(a * 0.7071067811865476f));
+    value = gelu(a, approximate && *approximate == "tanh");
     break;
   }
   case OpKind::Cast:
@@ -487,14 +491,7 @@ Kernel gatedMlp(const Op& op, TargetKind target) {
   xAt.insert(xAt.end(), rows.begin(), rows.end());
   std::vector<Var> iRows = {i};
   iRows.insert(iRows.end(), rows.begin(), rows.end());
-  Func gated("gated"), projected("projected");
-  projected(iRows) = {sum(toF32(x(xAt)) * toF32(gate(i, rd))),
-                      sum(toF32(x(xAt)) * toF32(up(i, rd)))};
-  Expr g = projected(iRows)[0], u = projected(iRows)[1];
-  Expr activated = *op.attr<std::string>("activation") == "gelu_tanh"
-                       ? 0.5f * g * (1.0f + tanh(0.7978845608028654f * (g + 0.044715f * g * g * g)))
-                       : 0.5f * g * (1.0f + erf(g * 0.7071067811865476f));
-  gated(iRows) = activated * u;
+  bool tanhApproximation = *op.attr<std::string>("activation") == "gelu_tanh";
   RDom ri(0, gate.dim(0).extent());
   std::vector<Expr> gAt = {ri.x};
   gAt.insert(gAt.end(), rows.begin(), rows.end());
@@ -507,19 +504,12 @@ Kernel gatedMlp(const Op& op, TargetKind target) {
          gateEdge = BoundaryConditions::repeat_edge(gate),
          upEdge = BoundaryConditions::repeat_edge(up),
          downEdge = BoundaryConditions::repeat_edge(down);
-    std::vector<Expr> xAtEdge = {rd.x};
-    xAtEdge.insert(xAtEdge.end(), rows.begin(), rows.end());
     Func gateDot("gate_dot"), upDot("up_dot"), gatedRows("gated_rows"), down_("down_dot");
     gateDot(iRows) = 0.0f;
-    gateDot(iRows) += toF32(xEdge(xAtEdge)) * toF32(gateEdge(i, rd.x));
+    gateDot(iRows) += toF32(xEdge(xAt)) * toF32(gateEdge(i, rd.x));
     upDot(iRows) = 0.0f;
-    upDot(iRows) += toF32(xEdge(xAtEdge)) * toF32(upEdge(i, rd.x));
-    Expr gd = gateDot(iRows), ud = upDot(iRows);
-    Expr gelu =
-        *op.attr<std::string>("activation") == "gelu_tanh"
-            ? 0.5f * gd * (1.0f + tanh(0.7978845608028654f * (gd + 0.044715f * gd * gd * gd)))
-            : 0.5f * gd * (1.0f + erf(gd * 0.7071067811865476f));
-    gatedRows(iRows) = gelu * ud;
+    upDot(iRows) += toF32(xEdge(xAt)) * toF32(upEdge(i, rd.x));
+    gatedRows(iRows) = gelu(gateDot(iRows), tanhApproximation) * upDot(iRows);
     Func gatedEdge = BoundaryConditions::repeat_edge(gatedRows, {{0, gate.dim(0).extent()}});
     down_(v) = 0.0f;
     down_(v) += gatedEdge(gAt) * toF32(downEdge(v[0], ri.x));
@@ -531,6 +521,11 @@ Kernel gatedMlp(const Op& op, TargetKind target) {
     scheduleDotProducts(k.output, {{down_, ri}}, v, target);
     return k;
   }
+  // Weights stored [in, out] (an ONNX MatMul's): vectorised across the features.
+  Func gated("gated"), projected("projected");
+  projected(iRows) = {sum(toF32(x(xAt)) * toF32(gate(i, rd))),
+                      sum(toF32(x(xAt)) * toF32(up(i, rd)))};
+  gated(iRows) = gelu(projected(iRows)[0], tanhApproximation) * projected(iRows)[1];
   k.output = Func("out");
   k.output(v) =
       cast(halideType(op.result()->type.elementType), sum(gated(gAt) * toF32(down(v[0], ri))));

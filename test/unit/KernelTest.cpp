@@ -57,10 +57,9 @@ double compareKernel(const std::string& text, const std::vector<std::vector<int6
   for (const auto& other : graph->ops) {
     if (other->kind != OpKind::Weight)
       continue;
-    const Ints& perm = *other->attr<Ints>("perm");
-    std::vector<int64_t> shape(perm.size());
-    for (size_t d = 0; d < perm.size(); ++d)
-      shape[static_cast<size_t>(perm[d])] = other->result()->type.dims[d].staticValue();
+    std::vector<int64_t> shape;
+    for (const Dim& d : storedWeightType(*other).dims)
+      shape.push_back(d.staticValue());
     stored.emplace(*other->attr<std::string>("name"),
                    randomTensor(other->result()->type, shape, rng));
   }

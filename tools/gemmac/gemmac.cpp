@@ -102,12 +102,6 @@ void printInspection(const ImportedModel& model, bool listTensors, std::ostream&
   out << "\n";
 }
 
-int64_t graphAttr(const Graph& graph, const char* name) {
-  auto it = graph.attrs.find(name);
-  const int64_t* value = it == graph.attrs.end() ? nullptr : std::get_if<int64_t>(&it->second);
-  return value ? *value : 0;
-}
-
 // -O and the planning passes on a copy of the graph, then what the compiled program will hold.
 void printMemoryPlan(const ImportedModel& model, const PassOptions& bounds,
                      const std::string& picturePath, bool listBuffers, std::ostream& out) {
@@ -129,8 +123,8 @@ void printMemoryPlan(const ImportedModel& model, const PassOptions& bounds,
     out << " " << mnemonic << "=" << count;
   out << "\n";
   const GemmaConfig& c = model.config;
-  int64_t weights = graphAttr(*graph, "weights_bytes"), cache = graphAttr(*graph, "kv_cache_bytes"),
-          arena = graphAttr(*graph, "arena_bytes");
+  int64_t weights = graph->integerAttr("weights_bytes"),
+          cache = graph->integerAttr("kv_cache_bytes"), arena = graph->integerAttr("arena_bytes");
   out << "memory plan (max batch " << bounds.maxBatch << ", max sequence " << bounds.maxSeqLen
       << " tokens):\n";
   out << "  weights      " << withCommas(weights) << " bytes (mmap'd, read-only)\n";
@@ -138,8 +132,8 @@ void printMemoryPlan(const ImportedModel& model, const PassOptions& bounds,
       << " layers x K and V, [" << bounds.maxBatch << "," << c.numKVHeads << "," << bounds.maxSeqLen
       << "," << c.headDim << "] " << elementTypeName(model.activationType) << " each)\n";
   out << "  activations  " << withCommas(arena) << " bytes in "
-      << graphAttr(*graph, "arena_buffers") << " buffers (lower bound "
-      << withCommas(graphAttr(*graph, "arena_lower_bound")) << ")\n";
+      << graph->integerAttr("arena_buffers") << " buffers (lower bound "
+      << withCommas(graph->integerAttr("arena_lower_bound")) << ")\n";
   out << "  total        " << withCommas(weights + cache + arena) << " bytes\n";
   if (listBuffers) {
     // One line per activation, in execution order: where it lives and from when to when.
@@ -237,9 +231,9 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
   passes.addDefaultPipeline(disabled);
   passes.addPlanningPipeline();
   passes.run(*model.graph);
-  int64_t weights = graphAttr(*model.graph, "weights_bytes"),
-          cache = graphAttr(*model.graph, "kv_cache_bytes"),
-          arena = graphAttr(*model.graph, "arena_bytes");
+  int64_t weights = model.graph->integerAttr("weights_bytes"),
+          cache = model.graph->integerAttr("kv_cache_bytes"),
+          arena = model.graph->integerAttr("arena_bytes");
   std::cerr << "[passes] -O and planning: " << model.graph->ops.size() << " ops, " << elapsed()
             << "; planned memory " << withCommas(weights + cache + arena) << " bytes (weights "
             << withCommas(weights) << ", kv cache " << withCommas(cache) << ", activations "
