@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <onnx/onnx_pb.h>
 #include <set>
 #include <sstream>
@@ -672,7 +673,7 @@ private:
         {"Neg", OpKind::Neg},   {"Exp", OpKind::Exp},
         {"Tanh", OpKind::Tanh}, {"Erf", OpKind::Erf},
         {"Cos", OpKind::Cos},   {"Sin", OpKind::Sin},
-        {"Not", OpKind::Not}};
+        {"Not", OpKind::Not},   {"IsNaN", OpKind::IsNan}};
     if (op == "Equal") {
       Value* a = required(node, 0);
       Value* c = required(node, 1);
@@ -1173,19 +1174,48 @@ private:
     return r;
   }
 
+  // A slice's starts or ends as integers. Exporters write bounds such as `key.shape[-2]`: a
+  // symbolic bound that lies a constant distance below its axis' dim becomes that distance counted
+  // from the end (the dim itself: to the end).
+  Ints sliceBounds(const onnx::NodeProto& node, int i, const char* what, const Value* x,
+                   const Ints& axes) const {
+    auto dims = knownDims(required(node, i));
+    if (!dims)
+      fail(node, std::string(what) + " must be known at compile time");
+    Ints bounds;
+    for (size_t k = 0; k < dims->size(); ++k) {
+      const Dim& bound = (*dims)[k];
+      if (bound.isStatic()) {
+        bounds.push_back(bound.staticValue());
+        continue;
+      }
+      int64_t rank = x->type.rank();
+      int64_t axis = k < axes.size() ? (axes[k] < 0 ? axes[k] + rank : axes[k]) : -1;
+      Dim below = axis >= 0 && axis < rank ? x->type.dims[static_cast<size_t>(axis)] - bound
+                                           : Dim::unknown();
+      if (below.isUnknown() || !below.isStatic() || below.staticValue() < 0)
+        fail(node, std::string(what) + " must be constants or an input's dim less a constant");
+      bounds.push_back(below.staticValue() == 0 ? std::numeric_limits<int64_t>::max()
+                                                : -below.staticValue());
+    }
+    return bounds;
+  }
+
   Value* slice(const onnx::NodeProto& node) {
     Value* x = required(node, 0);
-    Ints starts = requireInts(node, 1, "starts"), ends = requireInts(node, 2, "ends");
     Ints axes, steps;
+    size_t count = knownDims(required(node, 1)).value_or(std::vector<Dim>{}).size();
     if (operand(node, 3))
       axes = requireInts(node, 3, "axes");
     else
-      for (size_t i = 0; i < starts.size(); ++i)
+      for (size_t i = 0; i < count; ++i)
         axes.push_back(static_cast<int64_t>(i));
     if (operand(node, 4))
       steps = requireInts(node, 4, "steps");
     else
-      steps.assign(starts.size(), 1);
+      steps.assign(count, 1);
+    Ints starts = sliceBounds(node, 1, "starts", x, axes);
+    Ints ends = sliceBounds(node, 2, "ends", x, axes);
     if (axes.size() != starts.size() || ends.size() != starts.size() ||
         steps.size() != starts.size())
       fail(node, "starts, ends, axes and steps differ in length");

@@ -559,6 +559,8 @@ Tensor attention(const Op& op, const std::vector<const Tensor*>& operands) {
   double softcap = softcapAttr ? *softcapAttr : 0.0;
   const int64_t* windowAttr = op.attr<int64_t>("window");
   int64_t window = windowAttr ? *windowAttr : 0;
+  const bool* nanToZeroAttr = op.attr<bool>("nan_weights_to_zero");
+  bool nanWeightsToZero = nanToZeroAttr && *nanToZeroAttr;
   double lowest = type == ElementType::BF16 ? -3.3895313892515355e38
                   : type == ElementType::F16
                       ? -65504.0
@@ -592,8 +594,11 @@ Tensor attention(const Op& op, const std::vector<const Tensor*>& operands) {
         double sum = 0;
         for (int64_t t = 0; t < total; ++t)
           sum += std::exp(scores[t] - maxScore);
-        for (int64_t t = 0; t < total; ++t)
+        for (int64_t t = 0; t < total; ++t) {
           scores[t] = round(f32(std::exp(scores[t] - maxScore) / sum));
+          if (nanWeightsToZero && std::isnan(scores[t]))
+            scores[t] = 0;
+        }
         double* out = result.data.data() + ((b * heads + n) * seq + s) * headDim;
         for (int64_t h = 0; h < headDim; ++h) {
           double acc = 0;
@@ -724,6 +729,8 @@ Tensor evaluateOp(const Op& op, const std::vector<const Tensor*>& operands,
     return binary([](double a, double b) { return double((a != 0) != (b != 0)); });
   case OpKind::Not:
     return unary([](double a) { return double(a == 0); });
+  case OpKind::IsNan:
+    return unary([](double a) { return double(std::isnan(a)); });
   case OpKind::Where:
     return elementwise(op, operands, type, [](const double* a) { return a[0] != 0 ? a[1] : a[2]; });
   case OpKind::MatMul:

@@ -481,6 +481,7 @@ TensorType inferAttention(const Op& op, AttrReader& attrs) {
     fail(op, "softcap must be >= 0");
   if (attrs.integer("window", 0) < 0)
     fail(op, "window must be >= 0");
+  attrs.boolean("nan_weights_to_zero", false);
   if (op.operands.size() == 4) {
     requireFloat(op, 3);
     TensorType scores{q.elementType, {q.dims[0], q.dims[1], q.dims[2], k.dims[2]}};
@@ -654,6 +655,10 @@ std::vector<TensorType> inferResultTypes(const Op& op) {
   case OpKind::Not:
     requireBool(op, 0);
     result = operandType(op, 0);
+    break;
+  case OpKind::IsNan:
+    requireFloat(op, 0);
+    result = {ElementType::Bool, operandType(op, 0).dims};
     break;
   case OpKind::Where: {
     requireBool(op, 0);

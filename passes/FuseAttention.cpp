@@ -7,6 +7,8 @@
 ///   s      = matmul(q, transpose(kr, [0, 1, 3, 2]))
 ///   s      = mul(s, scale) | div(s, 1/scale)     (or the scale on q, or sqrt(scale) on q and k^T)
 ///   p      = softmax(add(s, bias) | s, axis = -1)
+///   p      = where(is_nan(p), 0, p)            optional: torch's SDPA export zeroes the NaNs of
+///                                              rows masked everywhere {nan_weights_to_zero}
 ///   out    = matmul(p, vr)
 ///
 /// with casts anywhere along the chain looked through (transformers scales and normalises in
@@ -29,6 +31,7 @@ using namespace pattern;
 struct AttentionMatch {
   Value *q = nullptr, *k = nullptr, *v = nullptr, *bias = nullptr;
   double scale = 1.0;
+  bool nanWeightsToZero = false;
   std::vector<const Op*> ops;
 };
 
@@ -41,9 +44,10 @@ public:
       return std::nullopt;
     AttentionMatch m;
     m.ops.push_back(&root);
-    Op* softmax = producer(castChain(root.operands[0], m), OpKind::Softmax);
+    Value* probabilities = unguarded(castChain(root.operands[0], m), m);
+    Op* softmax = producer(probabilities, OpKind::Softmax);
     if (!softmax || !lastAxis(*softmax->attr<int64_t>("axis"), 4) ||
-        !uses_.single(softmax->result()))
+        uses_.count(softmax->result()) != (m.nanWeightsToZero ? 2 : 1))
       return std::nullopt;
     m.ops.push_back(softmax);
     m.v = repeatedKV(root.operands[1], m);
@@ -56,6 +60,22 @@ public:
 private:
   static bool lastAxis(int64_t axis, int64_t rank) { return axis == -1 || axis == rank - 1; }
 
+  // where(is_nan(p), 0, p) -> p, noting the guard; anything else as it is.
+  Value* unguarded(Value* v, AttentionMatch& m) {
+    Op* where = producer(v, OpKind::Where);
+    if (!where || !uses_.single(v))
+      return v;
+    Value* p = where->operands[2];
+    Op* isNan = producer(where->operands[0], OpKind::IsNan);
+    auto zero = splat(where->operands[1]);
+    if (!isNan || !uses_.single(where->operands[0]) || isNan->operands[0] != p || !zero ||
+        *zero != 0 || where->operands[1]->type.staticNumElements() != 1)
+      return v;
+    m.ops.insert(m.ops.end(), {where, isNan});
+    m.nanWeightsToZero = true;
+    return p;
+  }
+
   // Follows single-user casts back; records them.
   Value* castChain(Value* v, AttentionMatch& m) {
     while (Op* cast = producer(v, OpKind::Cast)) {
@@ -67,17 +87,28 @@ private:
     return v;
   }
 
-  // reshape(expand(unsqueeze(t, [2]))) from [batch,K,T,H] to [batch,N,T,H]; else t itself.
+  // reshape(expand(unsqueeze(t, [2]))) from [batch,K,T,H] through [batch,K,N/K,T,H] to
+  // [batch,N,T,H]; else t itself. Exporters compute the expand's and reshape's shape operands at
+  // run time: the result types say what they do.
   Value* repeatedKV(Value* v, AttentionMatch& m) {
     Op* reshape = producer(v, OpKind::Reshape);
-    if (!reshape || !uses_.single(v) || reshape->operands.size() != 1)
+    if (!reshape || !uses_.single(v))
       return v;
     Op* expand = producer(reshape->operands[0], OpKind::Expand);
-    if (!expand || !uses_.single(reshape->operands[0]) || expand->operands.size() != 1)
+    if (!expand || !uses_.single(reshape->operands[0]))
       return v;
     Op* unsqueeze = producer(expand->operands[0], OpKind::Unsqueeze);
     if (!unsqueeze || !uses_.single(expand->operands[0]) ||
         *unsqueeze->attr<Ints>("axes") != Ints{2} || unsqueeze->operands[0]->type.rank() != 4)
+      return v;
+    const std::vector<Dim>& t = unsqueeze->operands[0]->type.dims;
+    const std::vector<Dim>& repeated = expand->result()->type.dims;
+    const std::vector<Dim>& merged = v->type.dims;
+    if (repeated.size() != 5 || merged.size() != 4 || !t[1].isStatic() || !repeated[2].isStatic() ||
+        !merged[1].isStatic() || repeated[0] != t[0] || repeated[1] != t[1] ||
+        repeated[3] != t[2] || repeated[4] != t[3] || merged[0] != t[0] || merged[2] != t[2] ||
+        merged[3] != t[3] ||
+        merged[1].staticValue() != t[1].staticValue() * repeated[2].staticValue())
       return v;
     m.ops.insert(m.ops.end(), {reshape, expand, unsqueeze});
     return unsqueeze->operands[0];
@@ -199,11 +230,13 @@ public:
       if (m->bias)
         operands.push_back(m->bias);
       try {
-        Value* fused = b.create(OpKind::Attention, operands,
-                                {{"num_heads", q[1].staticValue()},
-                                 {"num_kv_heads", k[1].staticValue()},
-                                 {"head_dim", q[3].staticValue()},
-                                 {"scale", m->scale}});
+        std::map<std::string, Attribute> attrs = {{"num_heads", q[1].staticValue()},
+                                                  {"num_kv_heads", k[1].staticValue()},
+                                                  {"head_dim", q[3].staticValue()},
+                                                  {"scale", m->scale}};
+        if (m->nanWeightsToZero)
+          attrs.emplace("nan_weights_to_zero", true);
+        Value* fused = b.create(OpKind::Attention, operands, attrs);
         if (fused->type != (*it)->result()->type) {
           graph.ops.erase(std::prev(it)); // the op just built before the root: not a match
           continue;

@@ -32,9 +32,10 @@ bool eitherOrder(const Op& op, const std::function<bool(Value*, Value*)>& match)
 class Uses {
 public:
   explicit Uses(const Graph& graph) : counts_(graph.useCounts()) {}
-  bool single(const Value* v) const {
+  bool single(const Value* v) const { return count(v) == 1; }
+  int count(const Value* v) const {
     auto it = counts_.find(v);
-    return it != counts_.end() && it->second == 1;
+    return it != counts_.end() ? it->second : 0;
   }
 
 private:

@@ -218,6 +218,9 @@ Kernel elementwise(const Op& op, TargetKind target) {
   case OpKind::Not:
     value = boolean(!truth(a));
     break;
+  case OpKind::IsNan:
+    value = boolean(is_nan(a));
+    break;
   case OpKind::Where:
     value = select(truth(a), b, args[2]);
     break;
@@ -462,8 +465,18 @@ Kernel attention(const Op& op, TargetKind target) {
   weights(t, s, n, b) = exp(scores(t, s, n, b) - rowMax(s, n, b));
   rowSum(s, n, b) = sum(weights(rt, s, n, b));
   Func context("context");
-  context(h, s, n, b) =
-      sum(weights(rt, s, n, b) * toF32(value(h, rt, n / groups, b))) / rowSum(s, n, b);
+  const bool* nanWeightsToZero = op.attr<bool>("nan_weights_to_zero");
+  if (nanWeightsToZero && *nanWeightsToZero) {
+    // The guard of torch's SDPA export: a row masked everywhere (its largest score -inf) has NaN
+    // weights, which become 0. Tested on the bits: Halide's float math assumes no NaNs or infs.
+    Expr maskedEverywhere = reinterpret<uint32_t>(rowMax(s, n, b)) == Expr(0xff800000u);
+    context(h, s, n, b) =
+        select(maskedEverywhere, 0.0f,
+               sum(weights(rt, s, n, b) * toF32(value(h, rt, n / groups, b))) / rowSum(s, n, b));
+  } else {
+    context(h, s, n, b) =
+        sum(weights(rt, s, n, b) * toF32(value(h, rt, n / groups, b))) / rowSum(s, n, b);
+  }
   k.output = Func("out");
   k.output(h, s, n, b) = cast(halideType(op.result()->type.elementType), context(h, s, n, b));
   int lanes = vectorLanes(target);

@@ -273,14 +273,16 @@ TEST(CProgram, EmbedsTheStaticLibrary) {
   EXPECT_EQ(result.text.substr(newline + 1), text["decoded"].get<std::string>() + "\n");
 }
 
-// ONNX exports (test/fixtures/onnx, made by make_onnx_fixtures.py) compiled by gemmac: logits and
+// ONNX exports (test/fixtures/onnx, made by make_onnx_fixtures.py and make_optimum_fixtures.py)
+// compiled by gemmac: logits and
 // greedy ids as onnxruntime computes them, and the same ids and text as the program compiled from
 // the checkpoint folder the export was made from.
 class OnnxExport : public ::testing::TestWithParam<std::string> {
 protected:
   // The checkpoint the export was made from: "mqa_f32" for "mqa_f32_torchscript_past".
   std::string fixture() const {
-    size_t exporter = std::min(GetParam().find("_torchscript"), GetParam().find("_dynamo"));
+    size_t exporter = std::min(
+        {GetParam().find("_torchscript"), GetParam().find("_dynamo"), GetParam().find("_optimum")});
     return GetParam().substr(0, exporter);
   }
   std::string program() const {
@@ -336,11 +338,11 @@ TEST_P(OnnxExport, GreedyIdsMatchOnnxRuntimeAndTheCheckpointProgram) {
   EXPECT_EQ(run(checkpoint + flags).text, run(program() + flags).text);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, OnnxExport,
-                         ::testing::Values("mqa_f32_torchscript",
-                                           "gqa_exact_sharded_f32_torchscript",
-                                           "mqa_f32_torchscript_past",
-                                           "mqa_f32_torchscript_external", "mqa_f32_dynamo"));
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, OnnxExport,
+    ::testing::Values("mqa_f32_torchscript", "gqa_exact_sharded_f32_torchscript",
+                      "mqa_f32_torchscript_past", "mqa_f32_torchscript_external", "mqa_f32_dynamo",
+                      "mqa_f32_optimum_past", "gqa_exact_sharded_f32_optimum_past"));
 
 // Each fixture as compile-fixtures.sh compiled it: with -O, and with every fusion disabled.
 std::vector<Variant> variants(bool causalOnly) {

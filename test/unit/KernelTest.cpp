@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -41,8 +42,10 @@ Tensor randomTensor(const TensorType& type, const std::vector<int64_t>& shape,
 }
 
 // Parses a one-op graph, runs the kernel and the interpreter on the same random inputs (shapes
-// given per graph input), and returns the worst relative difference.
-double compareKernel(const std::string& text, const std::vector<std::vector<int64_t>>& shapes) {
+// given per graph input; `adjust` may then set some), and returns the worst relative difference
+// (infinite where only one of the two is NaN).
+double compareKernel(const std::string& text, const std::vector<std::vector<int64_t>>& shapes,
+                     const std::function<void(std::vector<Tensor>&)>& adjust = {}) {
   auto graph = parseGraph(text);
   verifyGraph(*graph);
   const Op& op = *graph->ops.back();
@@ -51,6 +54,8 @@ double compareKernel(const std::string& text, const std::vector<std::vector<int6
   std::vector<Tensor> inputs;
   for (size_t i = 0; i < graph->inputs.size(); ++i)
     inputs.push_back(randomTensor(graph->inputs[i]->type, shapes[i], rng));
+  if (adjust)
+    adjust(inputs);
   // Weights read through permuted strides (fold-weight-transposes): random stored tensors, which
   // the interpreter transposes and the kernel reads in place.
   std::map<std::string, Tensor> stored;
@@ -90,9 +95,13 @@ double compareKernel(const std::string& text, const std::vector<std::vector<int6
   Halide::Buffer<float> out(extents);
   kernel.output.realize(out, halideTarget(target));
   double worst = 0;
-  for (int64_t i = 0; i < expected.numElements(); ++i)
-    worst = std::max(worst, std::fabs(out.data()[i] - expected.data[i]) /
-                                std::max(1.0, std::fabs(expected.data[i])));
+  for (int64_t i = 0; i < expected.numElements(); ++i) {
+    if (std::isnan(out.data()[i]) != std::isnan(expected.data[i]))
+      return INFINITY;
+    if (!std::isnan(expected.data[i]))
+      worst = std::max(worst, std::fabs(out.data()[i] - expected.data[i]) /
+                                  std::max(1.0, std::fabs(expected.data[i])));
+  }
   return worst;
 }
 
@@ -186,6 +195,42 @@ TEST(Kernels, AttentionGQAWithMaskSoftcapWindow) {
       "  %0 = attention(%q, %k, %v) {head_dim = 8, num_heads = 2, num_kv_heads = 1, scale = 0.5, "
       "softcap = 3.0, window = 4} : f32[1,2,seq,8]\n  return %0\n}\n";
   EXPECT_LE(compareKernel(capped, {{1, 2, 2, 8}, {1, 1, 9, 8}, {1, 1, 9, 8}}), 1e-5);
+}
+
+// torch's SDPA export zeroes the NaN weights of a query row masked everywhere (its bias all -inf):
+// with nan_weights_to_zero that row's output is 0 in kernel and interpreter alike; without, NaN.
+TEST(Kernels, AttentionRowMaskedEverywhere) {
+  auto maskSecondRow = [](std::vector<Tensor>& inputs) {
+    Tensor& bias = inputs[3]; // [1,1,3,5]
+    for (int64_t t = 0; t < 5; ++t)
+      bias.data[static_cast<size_t>(5 + t)] = -INFINITY;
+  };
+  for (bool guarded : {true, false}) {
+    std::string text =
+        std::string("graph @g(%q: f32[1,2,seq,8], %k: f32[1,1,total,8], %v: f32[1,1,total,8], "
+                    "%b: f32[1,1,seq,total]) {\n  %0 = attention(%q, %k, %v, %b) {head_dim = 8, ") +
+        (guarded ? "nan_weights_to_zero = true, " : "") +
+        "num_heads = 2, num_kv_heads = 1, scale = 0.35} : f32[1,2,seq,8]\n  return %0\n}\n";
+    EXPECT_LE(compareKernel(text, {{1, 2, 3, 8}, {1, 1, 5, 8}, {1, 1, 5, 8}, {1, 1, 3, 5}},
+                            maskSecondRow),
+              1e-5)
+        << text;
+    auto graph = parseGraph(text);
+    std::mt19937_64 rng(3);
+    std::vector<Tensor> inputs;
+    for (const auto& shape :
+         std::vector<std::vector<int64_t>>{{1, 2, 3, 8}, {1, 1, 5, 8}, {1, 1, 5, 8}, {1, 1, 3, 5}})
+      inputs.push_back(randomTensor(graph->inputs[inputs.size()]->type, shape, rng));
+    maskSecondRow(inputs);
+    Tensor out = interpret(*graph, inputs, nullptr)[0];
+    for (int64_t head = 0; head < 2; ++head)
+      for (int64_t h = 0; h < 8; ++h) {
+        double masked = out.data[static_cast<size_t>((head * 3 + 1) * 8 + h)];
+        double visible = out.data[static_cast<size_t>((head * 3 + 2) * 8 + h)];
+        EXPECT_TRUE(guarded ? masked == 0 : std::isnan(masked)) << masked;
+        EXPECT_FALSE(std::isnan(visible));
+      }
+  }
 }
 
 TEST(Kernels, GatedMlp) {
