@@ -20,7 +20,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int64_t kMinOpset = 13, kMaxOpset = 21;
+// 22 (what onnxruntime-genai's builder writes) only widened types of ops since 21.
+constexpr int64_t kMinOpset = 13, kMaxOpset = 22;
 // Float initializers up to this many values become constants (eps, 1.0, scales: what the fusion
 // patterns match); larger ones weights.
 constexpr int64_t kMaxConstantValues = 16;
@@ -367,8 +368,12 @@ private:
       roles = {batch, Dim::symbol("seq")};
     else if (name == "attention_mask")
       roles = {batch, hasPast ? Dim::symbol("past") + Dim::symbol("seq") : Dim::symbol("seq")};
-    else if (name.rfind("past_key_values.", 0) == 0 || name.rfind("past.", 0) == 0)
-      roles = {batch, Dim(), Dim::symbol("past"), Dim()};
+    else if (name.rfind("past_key_values.", 0) == 0 || name.rfind("past.", 0) == 0) {
+      // onnxruntime-genai's builder names even the cache's head dims: config.json knows them.
+      const GemmaConfig* config = configBeside();
+      roles = {batch, config ? Dim::constant(config->numKVHeads) : Dim(), Dim::symbol("past"),
+               config ? Dim::constant(config->headDim) : Dim()};
+    }
     std::vector<Dim> dims;
     int rank = tensor.shape().dim_size();
     for (int d = 0; d < rank; ++d) {
@@ -605,7 +610,133 @@ private:
     }
     if (op == "RotaryEmbedding")
       return {rotaryEmbedding(node)};
+    if (op == "GroupQueryAttention")
+      return groupQueryAttention(node);
     fail(node, "not supported");
+  }
+
+  // com.microsoft GroupQueryAttention as onnxruntime-genai's builder writes it: q, k, v packed in
+  // one [B,S,(N+2K)*H] input (or three), the past cache [B,K,P,H], seqlens_k (keys per row, less
+  // one), cos/sin caches for its own half-split rotary. Lowered onto the IR's fused ops: rotary
+  // at positions P..P+S-1, the present cache as concat(past, new) (plan-kv-cache makes it the
+  // in-place append), and attention with a causal bias that also hides keys past seqlens_k.
+  // Outputs: [B,S,N*H], present key and value.
+  std::vector<Value*> groupQueryAttention(const onnx::NodeProto& node) {
+    int64_t numHeads = intAttr(node, "num_heads", 0), kvHeads = intAttr(node, "kv_num_heads", 0);
+    if (numHeads <= 0 || kvHeads <= 0 || numHeads % kvHeads != 0)
+      fail(node, "num_heads must be a positive multiple of kv_num_heads");
+    if (intAttr(node, "local_window_size", -1) != -1 || intAttr(node, "rotary_interleaved", 0) ||
+        intAttr(node, "smooth_softmax", 0) || intAttr(node, "qk_output", 0))
+      fail(node, "not supported (local window, interleaved rotary, smooth softmax or qk output)");
+    for (int i = 9; i < node.input_size(); ++i)
+      if (!node.input(i).empty())
+        fail(node, "not supported (position_ids, attention_bias or head_sink inputs)");
+    Value* query = required(node, 0);
+    Value* pastKey = operand(node, 3);
+    Value* pastValue = operand(node, 4);
+    Value* seqlens = required(node, 5);
+    if (query->type.rank() != 3 || !query->type.dims[2].isStatic())
+      fail(node, "needs query [batch, seq, hidden]");
+    if (!pastKey || !pastValue || pastKey->type.rank() != 4 || !pastKey->type.dims[3].isStatic())
+      fail(node, "needs the past key and value [batch, kv_heads, past, head_dim]");
+    const Dim& batch = query->type.dims[0];
+    const Dim& seq = query->type.dims[1];
+    int64_t headDim = pastKey->type.dims[3].staticValue();
+    ElementType type = query->type.elementType;
+    // [B,S,heads*H] -> [B,heads,S,H]
+    auto headsOf = [&](Value* x, int64_t heads) {
+      return b_.transpose(
+          b_.create(OpKind::Reshape, {x}, {},
+                    TensorType{type, {batch, seq, Dim::constant(heads), Dim::constant(headDim)}}),
+          {0, 2, 1, 3});
+    };
+    Value *q, *k, *v;
+    if (operand(node, 1)) {
+      q = headsOf(query, numHeads);
+      k = headsOf(required(node, 1), kvHeads);
+      v = headsOf(required(node, 2), kvHeads);
+    } else {
+      if (query->type.dims[2].staticValue() != (numHeads + 2 * kvHeads) * headDim)
+        fail(node, "the packed query is not (num_heads + 2 kv_num_heads) x head_dim wide");
+      auto part = [&](int64_t start, int64_t heads) {
+        return headsOf(b_.create(OpKind::Slice, {query},
+                                 {{"starts", Ints{start * headDim}},
+                                  {"ends", Ints{(start + heads) * headDim}},
+                                  {"axes", Ints{2}},
+                                  {"steps", Ints{1}}}),
+                       heads);
+      };
+      q = part(0, numHeads);
+      k = part(numHeads, kvHeads);
+      v = part(numHeads + kvHeads, kvHeads);
+    }
+    // Positions of the new rows: past .. past+seq-1, as [1,S].
+    const Dim& past = pastKey->type.dims[2];
+    Value* pastLength = b_.create(
+        OpKind::Gather, {b_.create(OpKind::Shape, {pastKey}), b_.scalar(ElementType::I64, 2)},
+        {{"axis", int64_t(0)}});
+    Value* seqLength = b_.create(
+        OpKind::Gather, {b_.create(OpKind::Shape, {query}), b_.scalar(ElementType::I64, 1)},
+        {{"axis", int64_t(0)}});
+    Value* one = b_.scalar(ElementType::I64, 1);
+    Value* rows =
+        b_.create(OpKind::Range, {pastLength, b_.binary(OpKind::Add, pastLength, seqLength), one},
+                  {}, TensorType{ElementType::I64, {seq}});
+    Value* positions = b_.create(OpKind::Unsqueeze, {rows}, {{"axes", Ints{0}}});
+    if (intAttr(node, "do_rotary", 0)) {
+      Value* cosCache = required(node, 7);
+      Value* sinCache = required(node, 8);
+      if (cosCache->type.rank() != 2 || cosCache->type.dims[1] != Dim::constant(headDim / 2))
+        fail(node, "needs cos and sin caches [positions, head_dim/2]");
+      Value* cosTable = rotaryTable(cosCache, positions);
+      Value* sinTable = rotaryTable(sinCache, positions);
+      q = b_.create(OpKind::Rotary, {q, cosTable, sinTable}, {{"head_dim", headDim}});
+      k = b_.create(OpKind::Rotary, {k, cosTable, sinTable}, {{"head_dim", headDim}});
+    }
+    Value* presentKey = b_.create(OpKind::Concat, {pastKey, k}, {{"axis", int64_t(2)}});
+    Value* presentValue = b_.create(OpKind::Concat, {pastValue, v}, {{"axis", int64_t(2)}});
+    // Key t is visible to row s when t <= past + s and t <= seqlens_k[b].
+    Dim total = past + seq;
+    Value* keys = b_.create(
+        OpKind::Range,
+        {b_.scalar(ElementType::I64, 0), b_.binary(OpKind::Add, pastLength, seqLength), one}, {},
+        TensorType{ElementType::I64, {total}});
+    Value* causal = b_.binary(OpKind::LessEqual, keys,
+                              b_.create(OpKind::Unsqueeze, {rows}, {{"axes", Ints{1}}}));
+    Value* lastKey = b_.create(
+        OpKind::Reshape,
+        {b_.create(OpKind::Cast, {seqlens}, {}, TensorType{ElementType::I64, seqlens->type.dims})},
+        {},
+        TensorType{ElementType::I64,
+                   {batch, Dim::constant(1), Dim::constant(1), Dim::constant(1)}});
+    Value* visible = b_.binary(OpKind::And, causal, b_.binary(OpKind::LessEqual, keys, lastKey));
+    double lowest = type == ElementType::BF16 ? -3.3895313892515355e38
+                    : type == ElementType::F16
+                        ? -65504.0
+                        : static_cast<double>(std::numeric_limits<float>::lowest());
+    Value* bias =
+        b_.create(OpKind::Where, {visible, b_.scalar(type, 0.0), b_.scalar(type, lowest)});
+    double scale = attribute(node, "scale") ? attribute(node, "scale")->f() : 0.0;
+    std::map<std::string, Attribute> attrs = {
+        {"num_heads", numHeads},
+        {"num_kv_heads", kvHeads},
+        {"head_dim", headDim},
+        {"scale", scale != 0 ? scale : 1.0 / std::sqrt(static_cast<double>(headDim))}};
+    if (const onnx::AttributeProto* softcap = attribute(node, "softcap");
+        softcap && softcap->f() > 0)
+      attrs.emplace("softcap", static_cast<double>(softcap->f()));
+    Value* context = b_.create(OpKind::Attention, {q, presentKey, presentValue, bias}, attrs);
+    Value* output = b_.create(OpKind::Reshape, {b_.transpose(context, {0, 2, 1, 3})}, {},
+                              TensorType{type, {batch, seq, Dim::constant(numHeads * headDim)}});
+    return {output, presentKey, presentValue};
+  }
+
+  // A half-split rotary table for the IR's rotary: the cache's rows [positions, H/2] at the
+  // positions [B,S], each half repeated: [B,1,S,H].
+  Value* rotaryTable(Value* cache, Value* positions) {
+    Value* rows = b_.create(OpKind::Gather, {cache, positions}, {{"axis", int64_t(0)}});
+    Value* both = b_.create(OpKind::Concat, {rows, rows}, {{"axis", int64_t(-1)}});
+    return b_.create(OpKind::Unsqueeze, {both}, {{"axes", Ints{1}}});
   }
 
   // com.microsoft RotaryEmbedding, half-split (not interleaved) over the whole head: the cos and
@@ -643,13 +774,9 @@ private:
     } else if (x->type.rank() != 4) {
       fail(node, "needs x [batch, heads, seq, head_dim] or [batch, seq, hidden]");
     }
-    auto table = [&](Value* cache) { // [B,S,H/2] -> [B,1,S,H]
-      Value* rows = b_.create(OpKind::Gather, {cache, positions}, {{"axis", int64_t(0)}});
-      Value* both = b_.create(OpKind::Concat, {rows, rows}, {{"axis", int64_t(-1)}});
-      return b_.create(OpKind::Unsqueeze, {both}, {{"axes", Ints{1}}});
-    };
-    Value* rotated = b_.create(OpKind::Rotary, {heads, table(cosCache), table(sinCache)},
-                               {{"head_dim", headDim}});
+    Value* rotated = b_.create(
+        OpKind::Rotary, {heads, rotaryTable(cosCache, positions), rotaryTable(sinCache, positions)},
+        {{"head_dim", headDim}});
     if (x->type.rank() == 3)
       rotated = b_.create(OpKind::Reshape, {b_.transpose(rotated, {0, 2, 1, 3})}, {},
                           TensorType{x->type.elementType, flat});
@@ -1328,10 +1455,20 @@ private:
 
   // ---- what the model is -------------------------------------------------------------------
 
+  // The checkpoint's config.json beside the model, if there is one (read once).
+  const GemmaConfig* configBeside() {
+    if (!configRead_) {
+      configRead_ = true;
+      fs::path config = fs::path(path_).parent_path() / "config.json";
+      if (fs::exists(config))
+        config_ = loadGemmaConfig(config.string());
+    }
+    return config_ ? &*config_ : nullptr;
+  }
+
   void describeModel(std::optional<Head> head) {
-    fs::path config = fs::path(path_).parent_path() / "config.json";
-    if (fs::exists(config)) {
-      model_.config = loadGemmaConfig(config.string());
+    if (const GemmaConfig* config = configBeside()) {
+      model_.config = *config;
     } else { // a bare export: Gemma's ids, the vocabulary from the logits
       model_.config = GemmaConfig{};
       model_.config.modelType = "gemma";
@@ -1359,6 +1496,8 @@ private:
   std::map<std::string, Value*> values_;
   std::map<const Value*, std::vector<Dim>> known_;
   std::map<std::string, Dim> symbols_;
+  bool configRead_ = false;
+  std::optional<GemmaConfig> config_;
 };
 
 } // namespace

@@ -281,8 +281,8 @@ class OnnxExport : public ::testing::TestWithParam<std::string> {
 protected:
   // The checkpoint the export was made from: "mqa_f32" for "mqa_f32_torchscript_past".
   std::string fixture() const {
-    size_t exporter = std::min(
-        {GetParam().find("_torchscript"), GetParam().find("_dynamo"), GetParam().find("_optimum")});
+    size_t exporter = std::min({GetParam().find("_torchscript"), GetParam().find("_dynamo"),
+                                GetParam().find("_optimum"), GetParam().find("_genai")});
     return GetParam().substr(0, exporter);
   }
   std::string program() const {
@@ -342,7 +342,8 @@ INSTANTIATE_TEST_SUITE_P(
     Fixtures, OnnxExport,
     ::testing::Values("mqa_f32_torchscript", "gqa_exact_sharded_f32_torchscript",
                       "mqa_f32_torchscript_past", "mqa_f32_torchscript_external", "mqa_f32_dynamo",
-                      "mqa_f32_optimum_past", "gqa_exact_sharded_f32_optimum_past"));
+                      "mqa_f32_optimum_past", "gqa_exact_sharded_f32_optimum_past",
+                      "gqa_h16_f32_genai"));
 
 // Each fixture as compile-fixtures.sh compiled it: with -O, and with every fusion disabled.
 std::vector<Variant> variants(bool causalOnly) {

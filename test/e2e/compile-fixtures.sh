@@ -16,9 +16,10 @@ for fixture in mqa_f32 mha_untied_f32 gqa_exact_sharded_f32 mqa_bf16 mqa_f16 seq
   jobs+=("$fixture|$fixture-unfused|$no_fusions")
 done
 jobs+=("mqa_f32|mqa_f32-model|--head model")
+jobs+=("gqa_h16_f32|gqa_h16_f32|") # the checkpoint of the onnxruntime-genai export
 for export in mqa_f32_torchscript gqa_exact_sharded_f32_torchscript mqa_f32_torchscript_past \
     mqa_f32_torchscript_external mqa_f32_dynamo mqa_f32_optimum_past \
-    gqa_exact_sharded_f32_optimum_past; do
+    gqa_exact_sharded_f32_optimum_past gqa_h16_f32_genai; do
   jobs+=("../onnx/$export|onnx-$export|")
 done
 printf '%s\n' "${jobs[@]}" | xargs -P 2 -I{} bash -c '
