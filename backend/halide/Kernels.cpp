@@ -266,25 +266,21 @@ Kernel rmsNorm(const Op& op, TargetKind target) {
 }
 
 // Schedules out(v) = f(dots(v)...), each dot(v) = sum over its RDom r of x(r, rows) * w(v0, r)
-// with w contiguous along r (a weight row): kPanel outputs x kRowBlock rows at a time, each dot
-// product vectorised along r (rfactor) and its lanes summed at the end, so that every weight
-// row streams once per row block. Panels across the cores. Reads past the last output or row
-// must be clamped by the definition (the panels and blocks round up).
+// with w contiguous along r (a weight row). Panels of kPanel outputs across the cores; for each
+// panel, every row's dot products, kRowBlock rows at a time: a kPanel x kRowBlock tile of vector
+// accumulators held in registers while the weight and activation rows stream through it (rfactor
+// along r, the lanes summed at the end). The panel's weight rows are read once per row block from
+// cache, once per call from memory. A single row (decode) gets a tile of one row. `rows` is the
+// extent of v[1]; reads past the last output or row must be clamped by the definition (panels
+// and blocks round up).
 void scheduleDotProducts(Func out, const std::vector<std::pair<Func, RDom>>& dots,
-                         const std::vector<Var>& v, TargetKind target) {
+                         const std::vector<Var>& v, const Expr& rows, TargetKind target) {
   constexpr int kPanel = 4, kRowBlock = 4, kPanelsPerTask = 16;
   int lanes = vectorLanes(target);
-  Var panel("panel"), column("column"), rowBlock("row_block"), row("row");
+  Var panel("panel"), column("column");
   out.split(v[0], panel, column, kPanel, TailStrategy::GuardWithIf);
   std::vector<VarOrRVar> order = {column};
-  Var at = panel;
-  if (v.size() > 1) {
-    out.split(v[1], rowBlock, row, kRowBlock, TailStrategy::GuardWithIf);
-    order.push_back(row);
-    order.push_back(rowBlock);
-    order.insert(order.end(), v.begin() + 2, v.end());
-    at = rowBlock;
-  }
+  order.insert(order.end(), v.begin() + 1, v.end());
   order.push_back(panel);
   out.reorder(order);
   // Tasks of kPanelsPerTask panels: a 256k-entry vocabulary is 64k panels, too fine to hand out
@@ -297,14 +293,26 @@ void scheduleDotProducts(Func out, const std::vector<std::pair<Func, RDom>>& dot
     Var lane("lane");
     dot.update().split(r.x, outer, inner, lanes, TailStrategy::GuardWithIf);
     Func partial = dot.update().rfactor(inner, lane);
-    dot.compute_at(out, at);
+    dot.compute_at(out, panel);
     std::vector<Var> storage = {lane}; // the lanes innermost: whole-vector loads and stores
     storage.insert(storage.end(), v.begin(), v.end());
-    partial.compute_at(out, at).reorder_storage(storage).vectorize(lane);
-    std::vector<VarOrRVar> partialOrder = {lane};
-    partialOrder.insert(partialOrder.end(), v.begin(), v.end());
-    partialOrder.push_back(outer);
-    partial.update().reorder(partialOrder).vectorize(lane);
+    partial.compute_at(out, panel).reorder_storage(storage).vectorize(lane);
+    partial.bound_extent(v[0], kPanel);
+    Stage update = partial.update();
+    if (v.size() == 1) {
+      update.reorder(lane, v[0], outer).vectorize(lane).unroll(v[0]);
+      continue;
+    }
+    // Whole row blocks: the tile's loops have constant extents and unroll into registers.
+    partial.bound(v[1], 0, select(rows == 1, 1, (rows + kRowBlock - 1) / kRowBlock * kRowBlock));
+    std::vector<VarOrRVar> single = {lane, v[0], v[1], outer};
+    single.insert(single.end(), v.begin() + 2, v.end());
+    update.specialize(rows == 1).reorder(single).vectorize(lane).unroll(v[0]);
+    Var block("row_block"), row("row");
+    update.split(v[1], block, row, kRowBlock, TailStrategy::GuardWithIf);
+    std::vector<VarOrRVar> tiled = {lane, v[0], row, outer, block};
+    tiled.insert(tiled.end(), v.begin() + 2, v.end());
+    update.reorder(tiled).vectorize(lane).unroll(v[0]).unroll(row);
   }
 }
 
@@ -344,7 +352,7 @@ Kernel matmul(const Op& op, TargetKind target) {
   if (op.operands[1]->type.rank() == 2 && hasPermutedStorage(*op.operands[1])) {
     // A projection with torch's [out, in] weight, read in place: each output a dot product over
     // a contiguous weight row.
-    scheduleDotProducts(k.output, {{dot, r}}, v, target);
+    scheduleDotProducts(k.output, {{dot, r}}, v, a.dim(1).extent(), target);
     return k;
   }
   // Columns in panels of kPanelVectors vectors, the panels across the cores; in a panel, rows in
@@ -530,8 +538,9 @@ Kernel gatedMlp(const Op& op, TargetKind target) {
     k.output(v) = cast(halideType(op.result()->type.elementType), down_(v));
     std::vector<Var> gatedVars = iRows;
     gatedRows.compute_root();
-    scheduleDotProducts(gatedRows, {{gateDot, rd}, {upDot, rd}}, gatedVars, target);
-    scheduleDotProducts(k.output, {{down_, ri}}, v, target);
+    Expr rowCount = v.size() > 1 ? x.dim(1).extent() : Expr(1);
+    scheduleDotProducts(gatedRows, {{gateDot, rd}, {upDot, rd}}, gatedVars, rowCount, target);
+    scheduleDotProducts(k.output, {{down_, ri}}, v, rowCount, target);
     return k;
   }
   // Weights stored [in, out] (an ONNX MatMul's): vectorised across the features.
