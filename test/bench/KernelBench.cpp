@@ -1,0 +1,136 @@
+// Kernel micro-benchmarks (Google Benchmark; not a test): the generated Halide kernels for
+// gemma-2b's shapes, JIT-compiled for the same explicit target as gemmac uses, on one and on all
+// cores (HL_NUM_THREADS). Projections read torch's [out, in] weights in place, as compiled
+// programs do. Reported: bytes_per_second (weights and cache read; what bounds decode) and FLOPS
+// (what bounds prefill), to set against scripts/bench.sh's measured bandwidth and FMA peak.
+//   build/test/gemma_kernel_bench [--benchmark_filter=REGEX]
+#include "backend/Target.h"
+#include "backend/halide/Kernels.h"
+#include "ir/Parser.h"
+
+#include <Halide.h>
+#include <benchmark/benchmark.h>
+#include <random>
+
+namespace gemma {
+namespace {
+
+constexpr int64_t kHidden = 2048, kIntermediate = 16384, kHeads = 8, kHeadDim = 256;
+
+// A one-op graph's kernel with random inputs: graph inputs dense, weights stored [out, in] and
+// read through the op's permutation.
+struct KernelRun {
+  std::unique_ptr<Graph> graph;
+  Kernel kernel;
+  std::vector<Halide::Buffer<float>> buffers;
+  std::vector<Halide::Buffer<>> weights; // views of the stored weights in the op's order
+  Halide::Buffer<float> output;
+
+  KernelRun(const std::string& text, const std::vector<std::vector<int>>& inputExtents,
+            const std::vector<int>& outputExtents)
+      : graph(parseGraph(text)) {
+    const Op& op = *graph->ops.back();
+    TargetKind target = hostTargetKind();
+    kernel = buildKernel(op, target);
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+    auto fill = [&](Halide::Buffer<float>& b) {
+      for (float& x : b)
+        x = value(rng);
+    };
+    size_t nextInput = 0;
+    for (size_t i = 0; i < op.operands.size(); ++i) {
+      const Op* producer = op.operands[i]->definingOp;
+      if (!producer) {
+        buffers.emplace_back(inputExtents[nextInput++]);
+        fill(buffers.back());
+        kernel.inputs[i].set(buffers.back());
+        continue;
+      }
+      // A [in, out] value stored [out, in]: Halide dims (out, in) of the stored buffer.
+      std::vector<int> stored;
+      for (const Dim& d : storedWeightType(*producer).dims)
+        stored.insert(stored.begin(), static_cast<int>(d.staticValue()));
+      buffers.emplace_back(stored);
+      fill(buffers.back());
+      weights.push_back(Halide::Buffer<>(buffers.back()).transposed(std::vector<int>{1, 0}));
+      kernel.inputs[i].set(weights.back());
+    }
+    output = Halide::Buffer<float>(outputExtents);
+    kernel.output.compile_jit(halideTarget(target));
+  }
+  void run() { kernel.output.realize(output); }
+};
+
+std::string projection(int64_t in, int64_t out) {
+  return "graph @g(%x: f32[1,seq," + std::to_string(in) +
+         "]) {\n  %w = weight() {name = \"w\", perm = [1, 0]} : f32[" + std::to_string(in) + "," +
+         std::to_string(out) + "]\n  %0 = matmul(%x, %w) : f32[1,seq," + std::to_string(out) +
+         "]\n  return %0\n}\n";
+}
+
+void report(benchmark::State& state, double bytes, double flops) {
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
+  state.counters["FLOPS"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// A projection (the model's q/o projections: 2048 -> 2048) for `rows` tokens.
+void Projection(benchmark::State& state) {
+  int rows = static_cast<int>(state.range(0));
+  KernelRun k(projection(kHidden, kHidden), {{kHidden, rows, 1}}, {kHidden, rows, 1});
+  for (auto _ : state)
+    k.run();
+  report(state, 4.0 * kHidden * kHidden, 2.0 * kHidden * kHidden * rows);
+}
+BENCHMARK(Projection)->Arg(1)->Arg(64)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The gated MLP (2048 -> 16384 x 2 -> 2048) for `rows` tokens.
+void GatedMlp(benchmark::State& state) {
+  int rows = static_cast<int>(state.range(0));
+  std::string d = std::to_string(kHidden), i = std::to_string(kIntermediate);
+  std::string text = "graph @g(%x: f32[1,seq," + d + "]) {\n" +
+                     "  %g = weight() {name = \"g\", perm = [1, 0]} : f32[" + d + "," + i + "]\n" +
+                     "  %u = weight() {name = \"u\", perm = [1, 0]} : f32[" + d + "," + i + "]\n" +
+                     "  %d = weight() {name = \"d\", perm = [1, 0]} : f32[" + i + "," + d + "]\n" +
+                     "  %0 = gated_mlp(%x, %g, %u, %d) {activation = \"gelu_tanh\"} : f32[1,seq," +
+                     d + "]\n  return %0\n}\n";
+  KernelRun k(text, {{static_cast<int>(kHidden), rows, 1}}, {static_cast<int>(kHidden), rows, 1});
+  for (auto _ : state)
+    k.run();
+  double params = 3.0 * kHidden * kIntermediate;
+  report(state, 4.0 * params, 2.0 * params * rows);
+}
+BENCHMARK(GatedMlp)->Arg(1)->Arg(64)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Attention of `seq` new rows over a cache of `total` rows (gemma-2b: 8 heads sharing 1 kv head
+// of 256), causal bias.
+void Attention(benchmark::State& state) {
+  int seq = static_cast<int>(state.range(0)), total = static_cast<int>(state.range(1));
+  std::string h = std::to_string(kHeadDim), n = std::to_string(kHeads);
+  std::string text = "graph @g(%q: f32[1," + n + ",seq," + h + "], %k: f32[1,1,total," + h +
+                     "], %v: f32[1,1,total," + h + "], %b: f32[1,1,seq,total]) {\n" +
+                     "  %0 = attention(%q, %k, %v, %b) {head_dim = " + h + ", num_heads = " + n +
+                     ", num_kv_heads = 1, scale = 0.0625} : f32[1," + n + ",seq," + h +
+                     "]\n  return %0\n}\n";
+  int heads = static_cast<int>(kHeads), headDim = static_cast<int>(kHeadDim);
+  KernelRun k(text,
+              {{headDim, seq, heads, 1},
+               {headDim, total, 1, 1},
+               {headDim, total, 1, 1},
+               {total, seq, 1, 1}},
+              {headDim, seq, heads, 1});
+  for (auto _ : state)
+    k.run();
+  report(state, 2.0 * 4.0 * total * kHeadDim, 4.0 * kHeads * seq * total * kHeadDim);
+}
+BENCHMARK(Attention)
+    ->Args({1, 512})
+    ->Args({512, 512})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+} // namespace
+} // namespace gemma
+
+BENCHMARK_MAIN();
