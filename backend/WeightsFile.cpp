@@ -2,6 +2,7 @@
 
 #include "ir/Printer.h"
 
+#include <Halide.h>
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -39,6 +40,33 @@ std::vector<const Op*> distinctWeights(const Graph& graph) {
   return weights;
 }
 
+// f32 to bf16 or f16, rounding to nearest even (narrow-weights' tensors).
+uint16_t narrowed(float value, ElementType type) {
+  if (type == ElementType::F16)
+    return Halide::float16_t(value).to_bits();
+  uint32_t bits;
+  std::memcpy(&bits, &value, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) // NaN stays a (quiet) NaN
+    return static_cast<uint16_t>((bits >> 16) | 0x40);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+void writeNarrowed(std::ofstream& file, const TensorView& view, ElementType type) {
+  const float* values = reinterpret_cast<const float*>(view.data);
+  int64_t count = static_cast<int64_t>(view.bytes / 4);
+  std::vector<uint16_t> chunk(1 << 20);
+  for (int64_t start = 0; start < count; start += static_cast<int64_t>(chunk.size())) {
+    int64_t n = std::min<int64_t>(static_cast<int64_t>(chunk.size()), count - start);
+    for (int64_t i = 0; i < n; ++i) {
+      float value;
+      std::memcpy(&value, values + start + i, 4); // the mapping need not be 4-byte aligned
+      chunk[static_cast<size_t>(i)] = narrowed(value, type);
+    }
+    file.write(reinterpret_cast<const char*>(chunk.data()), static_cast<std::streamsize>(n * 2));
+  }
+}
+
 std::vector<int64_t> storedShape(const Op& weight) {
   std::vector<int64_t> shape;
   for (const Dim& d : storedWeightType(weight).dims)
@@ -59,18 +87,28 @@ std::string modelHash(const Graph& graph) {
 int64_t writeWeightsFile(const Graph& graph, const WeightStore& weights, const std::string& path) {
   nlohmann::json header = nlohmann::json::object();
   header["__metadata__"] = {{"format", kFormat}, {"model_hash", modelHash(graph)}};
-  std::vector<const TensorView*> views;
+  std::vector<std::pair<const TensorView*, ElementType>> views;
   uint64_t offset = 0;
   for (const Op* op : distinctWeights(graph)) {
     const std::string& name = *op->attr<std::string>("name");
     const TensorView* view = weights.find(name);
     if (!view || !dtypeName(view->elementType))
       throw UserError(Location::named(name), "weight is not in the checkpoint as a float tensor");
-    header[name] = {{"dtype", dtypeName(view->elementType)},
+    // The graph's type: the checkpoint's, or narrower (narrow-weights converts f32 here).
+    ElementType stored = op->result()->type.elementType;
+    bool narrowing = stored != view->elementType;
+    if (narrowing && !(view->elementType == ElementType::F32 &&
+                       (stored == ElementType::BF16 || stored == ElementType::F16)))
+      throw UserError(Location::named(name), std::string("weight is ") +
+                                                 dtypeName(view->elementType) +
+                                                 " in the checkpoint and cannot be stored as " +
+                                                 std::string(elementTypeName(stored)));
+    uint64_t bytes = narrowing ? view->bytes / 2 : view->bytes;
+    header[name] = {{"dtype", dtypeName(stored)},
                     {"shape", view->shape},
-                    {"data_offsets", {offset, offset + view->bytes}}};
-    offset += view->bytes;
-    views.push_back(view);
+                    {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    views.push_back({view, stored});
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' '); // keep the data section 8-byte aligned
@@ -81,9 +119,13 @@ int64_t writeWeightsFile(const Graph& graph, const WeightStore& weights, const s
     prefix[i] = static_cast<char>((length >> (8 * i)) & 0xff);
   file.write(prefix, 8);
   file.write(text.data(), static_cast<std::streamsize>(text.size()));
-  for (const TensorView* view : views)
-    file.write(reinterpret_cast<const char*>(view->data),
-               static_cast<std::streamsize>(view->bytes));
+  for (const auto& [view, stored] : views) {
+    if (stored != view->elementType)
+      writeNarrowed(file, *view, stored);
+    else
+      file.write(reinterpret_cast<const char*>(view->data),
+                 static_cast<std::streamsize>(view->bytes));
+  }
   if (!file)
     throw UserError(Location::named(path), "cannot be written");
   return static_cast<int64_t>(8 + text.size() + offset);

@@ -83,6 +83,22 @@ void requireSameElementType(const Op& op) {
                    operandType(op, i).str());
 }
 
+// One element type, except that a weight may be stored in a narrower float (bf16 or f16:
+// gemmac's --weights-dtype) than f32 activations: the kernels widen it as they read it.
+void requireSameElementTypeOrNarrowWeights(const Op& op) {
+  ElementType type = operandType(op, 0).elementType;
+  for (size_t i = 1; i < op.operands.size(); ++i) {
+    ElementType t = operandType(op, i).elementType;
+    const Op* producer = op.operands[i]->definingOp;
+    bool narrowWeight = type == ElementType::F32 &&
+                        (t == ElementType::BF16 || t == ElementType::F16) && producer &&
+                        producer->kind == OpKind::Weight;
+    if (t != type && !narrowWeight)
+      fail(op, "operands must have one element type, got " + operandType(op, 0).str() + " and " +
+                   operandType(op, i).str());
+  }
+}
+
 void requireFloat(const Op& op, size_t i) {
   if (!isFloat(operandType(op, i).elementType))
     fail(op, "operand " + std::to_string(i) + " must be a float tensor, got " +
@@ -220,7 +236,7 @@ TensorType inferReduction(const Op& op, AttrReader& attrs) {
 }
 
 TensorType inferMatMul(const Op& op) {
-  requireSameElementType(op);
+  requireSameElementTypeOrNarrowWeights(op);
   requireNumeric(op, 0);
   const TensorType& a = operandType(op, 0);
   const TensorType& b = operandType(op, 1);
@@ -493,7 +509,7 @@ TensorType inferAttention(const Op& op, AttrReader& attrs) {
 }
 
 TensorType inferGatedMlp(const Op& op, AttrReader& attrs) {
-  requireSameElementType(op);
+  requireSameElementTypeOrNarrowWeights(op);
   requireFloat(op, 0);
   const TensorType& x = operandType(op, 0);
   const TensorType& gate = operandType(op, 1);

@@ -6,6 +6,7 @@
 #include "ir/Printer.h"
 
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -18,6 +19,8 @@ namespace gemma {
 struct PassOptions {
   int64_t maxBatch = 1;
   int64_t maxSeqLen = 256;
+  // narrow-weights: the element type to store matrices in, if not the checkpoint's.
+  std::optional<ElementType> weightsType;
 };
 
 class Pass {

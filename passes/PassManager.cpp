@@ -56,7 +56,8 @@ void PassManager::addDefaultPipeline(const std::vector<std::string>& disabled) {
 }
 
 void PassManager::addPlanningPipeline(const std::vector<std::string>& disabled) {
-  for (const char* name : {"plan-kv-cache", "fold-weight-transposes", "plan-memory"})
+  for (const char* name :
+       {"plan-kv-cache", "fold-weight-transposes", "narrow-weights", "plan-memory"})
     if (std::find(disabled.begin(), disabled.end(), name) == disabled.end())
       add(name);
 }

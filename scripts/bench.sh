@@ -3,15 +3,19 @@
 # committed), compiled by gemmac and run; reports decode and prefill tokens/s, the share of the
 # machine's read-bandwidth roofline and FMA peak (both measured by this same run), the compile
 # time, and the compiler's and the program's peak memory.
-#   bash scripts/bench.sh [--layers N] [--dtype float32|bfloat16] [--prompt-tokens P] [--new-tokens T]
+#   bash scripts/bench.sh [--layers N] [--dtype float32|bfloat16] [--weights-dtype bf16]
+#                         [--prompt-tokens P] [--new-tokens T]
+# (--dtype: the checkpoint's; --weights-dtype bf16: gemmac stores its matrices as bf16 under f32
+# activations.)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${GEMMAC_BUILD_DIR:-$root/build}"
-layers=18 dtype=float32 prompt_tokens=64 new_tokens=16
+layers=18 dtype=float32 weights_dtype=checkpoint prompt_tokens=64 new_tokens=16
 while [ $# -gt 0 ]; do
   case "$1" in
     --layers) layers="$2"; shift 2 ;;
     --dtype) dtype="$2"; shift 2 ;;
+    --weights-dtype) weights_dtype="$2"; shift 2 ;;
     --prompt-tokens) prompt_tokens="$2"; shift 2 ;;
     --new-tokens) new_tokens="$2"; shift 2 ;;
     *) echo "bench.sh: unknown argument '$1'" >&2; exit 1 ;;
@@ -38,7 +42,8 @@ echo "== gemmac compile"
 out="$work/program"
 rm -rf "$out"
 /usr/bin/time -f "compile_seconds %e\ncompile_peak_kib %M" -o "$work/compile.txt" \
-  "$build/tools/gemmac/gemmac" compile "$checkpoint" -o "$out" --name gemma --max-seq-len 512
+  "$build/tools/gemmac/gemmac" compile "$checkpoint" -o "$out" --name gemma --max-seq-len 512 \
+  --weights-dtype "$weights_dtype"
 cat "$work/compile.txt"
 
 # The checkpoint's pages leave the page cache: on a 24 GiB machine they would crowd out the
@@ -59,9 +64,10 @@ echo "== $out/gemma --input-ids <$prompt_tokens ids> --max-new-tokens $new_token
   "$out/gemma" --input-ids "$ids" --max-new-tokens "$new_tokens" --bench --ids > /dev/null 2> "$work/bench.txt"
 cat "$work/bench.txt" "$work/run.txt"
 
-"$venv/bin/python" - "$checkpoint" "$out" "$work" "$bandwidth" "$peak" <<'PY'
+"$venv/bin/python" - "$checkpoint" "$out" "$work" "$bandwidth" "$peak" "$weights_dtype" <<'PY'
 import json, os, re, sys
 checkpoint, out, work, bandwidth, peak = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
+weights_dtype = sys.argv[6]
 config = json.load(open(os.path.join(checkpoint, "config.json")))
 text = open(os.path.join(work, "bench.txt")).read()
 prefill = re.search(r"prefill: (\d+) tokens in ([\d.]+) s", text)
@@ -71,11 +77,14 @@ d_tokens, d_seconds = int(decode.group(1)), float(decode.group(2))
 d, i, v = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
 h, n, k, layers = config["head_dim"], config["num_attention_heads"], config["num_key_value_heads"], config["num_hidden_layers"]
 item = 4 if config.get("dtype", config.get("torch_dtype")) == "float32" else 2
+cache_item = item  # the KV cache holds activations
+if weights_dtype in ("bf16", "f16"):
+    item = 2
 # What one decode step must read: every weight matrix once (the embedding's one row aside; the
 # tied logits read its transposed copy), the KV cache so far.
 matrix_params = layers * (d * n * h + 2 * d * k * h + n * h * d + 3 * d * i) + v * d
 context = p_tokens + d_tokens / 2
-step_bytes = matrix_params * item + layers * 2 * k * h * context * item
+step_bytes = matrix_params * item + layers * 2 * k * h * context * cache_item
 roofline = bandwidth * 1e9 / step_bytes
 decode_rate = d_tokens / d_seconds
 flops_per_token = 2 * matrix_params
@@ -83,7 +92,8 @@ prefill_rate = p_tokens / p_seconds
 compile = dict(l.split() for l in open(os.path.join(work, "compile.txt")))
 run = dict(l.split() for l in open(os.path.join(work, "run.txt")))
 print()
-print(f"model: gemma-2b shapes, {layers} layers, {config.get('dtype')}; {matrix_params / 1e9:.2f} G matrix parameters")
+weights_note = "" if weights_dtype == "checkpoint" else f", matrices stored {weights_dtype}"
+print(f"model: gemma-2b shapes, {layers} layers, {config.get('dtype')}{weights_note}; {matrix_params / 1e9:.2f} G matrix parameters")
 print(f"machine (this run): read bandwidth {bandwidth:.1f} GB/s, fp32 FMA peak {peak:.0f} GFLOP/s")
 print(f"decode (batch 1): {decode_rate:.2f} tokens/s; roofline {roofline:.2f} tokens/s "
       f"({step_bytes / 1e9:.2f} GB per step) -> {100 * decode_rate / roofline:.0f}% of the bandwidth roofline")

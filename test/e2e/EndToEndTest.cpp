@@ -251,6 +251,51 @@ TEST_P(Generation, DecodeThroughTheCacheEqualsRecompute) {
   EXPECT_LE(steps.relative(), tolerance());
 }
 
+// f32 checkpoints compiled with --weights-dtype bf16 (matrices stored bf16, activations f32):
+// logits within a bf16 step of transformers' f32 ones, and how many greedy ids agree.
+class NarrowWeights : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(NarrowWeights, Bf16WeightsStayWithinABf16StepOfTransformers) {
+  json reference = testing::loadHFReference(GetParam());
+  std::string program = std::string(GEMMAC_E2E_DIR) + "/" + GetParam() + "-bf16w/" + GetParam();
+  std::string dump = ::testing::TempDir() + "/" + GetParam() + "-bf16w.f32";
+  const json& expected = reference["logits"];
+  int64_t columns = expected["shape"][1].get<int64_t>(),
+          vocab = expected["shape"][2].get<int64_t>();
+  Worst worst;
+  for (size_t r = 0; r < reference["input_ids"].size(); ++r) {
+    std::vector<int64_t> ids = unpadded(reference, r);
+    Output out =
+        run(program + " --input-ids " + idList(ids) + " --max-new-tokens 1 --dump-logits " + dump,
+            true);
+    ASSERT_EQ(out.status, 0) << out.text;
+    std::vector<float> rows = readFloats(dump);
+    auto count = static_cast<int64_t>(ids.size());
+    ASSERT_EQ(static_cast<int64_t>(rows.size()), count * vocab);
+    int64_t start = static_cast<int64_t>(r) * columns * vocab + (columns - count) * vocab;
+    for (int64_t i = 0; i < count * vocab; ++i)
+      worst.add(rows[static_cast<size_t>(i)],
+                expected["data"][static_cast<size_t>(start + i)].get<double>());
+  }
+  const json& text = reference["generate_text"];
+  Output out = run(program + " --prompt " + quote(text["prompt"]) + " --max-length " +
+                       std::to_string(text["max_length"].get<int>()) + " --ids",
+                   true);
+  ASSERT_EQ(out.status, 0) << out.text;
+  std::vector<int64_t> ids = parseIds(out.text),
+                       want = text["output_ids"].get<std::vector<int64_t>>();
+  size_t agree = 0;
+  while (agree < ids.size() && agree < want.size() && ids[agree] == want[agree])
+    ++agree;
+  std::printf("%s (bf16 weights): worst logit error vs transformers f32 %.3g x max|logit|; "
+              "greedy ids agree for %zu of %zu\n",
+              GetParam().c_str(), worst.relative(), agree, want.size());
+  EXPECT_LE(worst.relative(), 0x1p-7);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, NarrowWeights,
+                         ::testing::Values("mqa_f32", "mha_untied_f32", "gqa_exact_sharded_f32"));
+
 // A C program built against OUT/mqa_f32.h and OUT/libmqa_f32.a gives generate()'s ids and text.
 TEST(CProgram, EmbedsTheStaticLibrary) {
   std::string out = std::string(GEMMAC_E2E_DIR) + "/mqa_f32",

@@ -16,6 +16,9 @@ for fixture in mqa_f32 mha_untied_f32 gqa_exact_sharded_f32 mqa_bf16 mqa_f16 seq
   jobs+=("$fixture|$fixture-unfused|$no_fusions")
 done
 jobs+=("mqa_f32|mqa_f32-model|--head model")
+for fixture in mqa_f32 mha_untied_f32 gqa_exact_sharded_f32; do
+  jobs+=("$fixture|$fixture-bf16w|--weights-dtype bf16")
+done
 jobs+=("gqa_h16_f32|gqa_h16_f32|") # the checkpoint of the onnxruntime-genai export
 for export in mqa_f32_torchscript gqa_exact_sharded_f32_torchscript mqa_f32_torchscript_past \
     mqa_f32_torchscript_external mqa_f32_dynamo mqa_f32_optimum_past \

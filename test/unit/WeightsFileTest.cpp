@@ -6,6 +6,7 @@
 #include "frontend/HFImporter.h"
 #include "passes/Pass.h"
 
+#include <Halide.h>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -13,9 +14,11 @@
 namespace gemma {
 namespace {
 
-ImportedModel compiled(const std::string& fixture) {
+ImportedModel compiled(const std::string& fixture, std::optional<ElementType> weightsType = {}) {
   ImportedModel model = importHFCheckpoint(std::string(GEMMAC_FIXTURES_DIR) + "/hf/" + fixture);
-  PassManager passes;
+  PassManagerOptions options;
+  options.passOptions.weightsType = weightsType;
+  PassManager passes(options);
   passes.addDefaultPipeline();
   passes.addPlanningPipeline();
   passes.run(*model.graph);
@@ -50,6 +53,40 @@ TEST(WeightsFile, RoundTripsForItsModelOnly) {
   std::filesystem::resize_file(path, bytes - 100);
   error = testing::userErrorOf([&] { openWeightsFile(*model.graph, path); });
   EXPECT_NE(error.find("lie outside the data section"), std::string::npos) << error;
+}
+
+// --weights-dtype bf16|f16: the matrices are written narrowed, each value rounded to nearest even
+// (as Halide's bfloat16_t and float16_t round), the norms as the checkpoint has them.
+TEST(WeightsFile, NarrowsMatricesWhenWritten) {
+  for (ElementType narrow : {ElementType::BF16, ElementType::F16}) {
+    std::string path = ::testing::TempDir() + "/mqa-narrow.weights";
+    ImportedModel model = compiled("mqa_f32", narrow);
+    writeWeightsFile(*model.graph, model.weights, path);
+    auto file = openWeightsFile(*model.graph, path);
+    int narrowed = 0;
+    for (const auto& [name, view] : file->tensors()) {
+      const TensorView* original = model.weights.find(name);
+      ASSERT_NE(original, nullptr) << name;
+      if (view.elementType == ElementType::F32) {
+        EXPECT_EQ(view.shape.size(), 1u) << name << ": only norm weights stay f32";
+        continue;
+      }
+      ASSERT_EQ(view.elementType, narrow) << name;
+      ++narrowed;
+      size_t count = original->bytes / 4;
+      ASSERT_EQ(view.bytes, count * 2) << name;
+      for (size_t i = 0; i < count; ++i) {
+        float value;
+        uint16_t bits;
+        std::memcpy(&value, original->data + 4 * i, 4);
+        std::memcpy(&bits, view.data + 2 * i, 2);
+        uint16_t expected = narrow == ElementType::BF16 ? Halide::bfloat16_t(value).to_bits()
+                                                        : Halide::float16_t(value).to_bits();
+        ASSERT_EQ(bits, expected) << name << "[" << i << "] = " << value;
+      }
+    }
+    EXPECT_EQ(narrowed, 1 + 2 * 7) << "the embedding and 7 matrices per layer";
+  }
 }
 
 } // namespace

@@ -77,6 +77,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-seq-len", passOptions.maxSeqLen,
                  "Longest sequence (past + new tokens) the plans allow (default 256)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  std::string weightsDtype = "checkpoint";
+  app.add_option("--weights-dtype", weightsDtype,
+                 "narrow-weights: store the matrices as bf16 or f16 (default: leave them)")
+      ->check(CLI::IsMember({"checkpoint", "bf16", "f16"}));
   app.add_option("--emit", emit, "What to print: ir (text IR) or dot (Graphviz, fused ops filled)")
       ->check(CLI::IsMember({"ir", "dot"}));
   CLI::Option* defaultPipeline =
@@ -107,6 +111,8 @@ int main(int argc, char** argv) {
   options.verifyEach = !noVerifyEach;
   options.printOptions.printLocations = printLocations;
   options.passOptions = passOptions;
+  if (weightsDtype != "checkpoint")
+    options.passOptions.weightsType = weightsDtype == "bf16" ? ElementType::BF16 : ElementType::F16;
 
   return runReportingErrors([&] {
     std::string text = readInput(inputPath);

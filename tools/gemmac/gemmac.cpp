@@ -372,6 +372,14 @@ int main(int argc, char** argv) {
                    "Longest sequence, past + new tokens, to plan for (default 256)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
 
+  std::string weightsDtype = "checkpoint";
+  for (CLI::App* command : {inspect, import, compile})
+    command
+        ->add_option("--weights-dtype", weightsDtype,
+                     "Store the matrices as bf16 or f16 under f32 activations (default: as the "
+                     "checkpoint has them)")
+        ->check(CLI::IsMember({"checkpoint", "bf16", "f16"}));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -379,6 +387,8 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 1;
   }
 
+  if (weightsDtype != "checkpoint")
+    bounds.weightsType = weightsDtype == "bf16" ? ElementType::BF16 : ElementType::F16;
   return runReportingErrors([&] {
     std::optional<Head> head;
     if (!headFlag.empty()) {
