@@ -4,18 +4,22 @@
 # machine's read-bandwidth roofline and FMA peak (both measured by this same run), the compile
 # time, and the compiler's and the program's peak memory.
 #   bash scripts/bench.sh [--layers N] [--dtype float32|bfloat16] [--weights-dtype bf16]
-#                         [--prompt-tokens P] [--new-tokens T]
+#                         [--prompt-tokens P] [--new-tokens T] [--onnxruntime]
+# (--onnxruntime: also run the same checkpoint exported to ONNX fp32 by onnxruntime's CPU provider
+# with the same threads, prompt and tokens, and print the ratios; it needs memory for the export,
+# so use it with fewer layers, e.g. --layers 4.)
 # (--dtype: the checkpoint's; --weights-dtype bf16: gemmac stores its matrices as bf16 under f32
 # activations.)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${GEMMAC_BUILD_DIR:-$root/build}"
-layers=18 dtype=float32 weights_dtype=checkpoint prompt_tokens=64 new_tokens=16
+layers=18 dtype=float32 weights_dtype=checkpoint prompt_tokens=64 new_tokens=16 peer=
 while [ $# -gt 0 ]; do
   case "$1" in
     --layers) layers="$2"; shift 2 ;;
     --dtype) dtype="$2"; shift 2 ;;
     --weights-dtype) weights_dtype="$2"; shift 2 ;;
+    --onnxruntime) peer=onnxruntime; shift ;;
     --prompt-tokens) prompt_tokens="$2"; shift 2 ;;
     --new-tokens) new_tokens="$2"; shift 2 ;;
     *) echo "bench.sh: unknown argument '$1'" >&2; exit 1 ;;
@@ -64,6 +68,13 @@ echo "== $out/gemma --input-ids <$prompt_tokens ids> --max-new-tokens $new_token
   "$out/gemma" --input-ids "$ids" --max-new-tokens "$new_tokens" --bench --ids > /dev/null 2> "$work/bench.txt"
 cat "$work/bench.txt" "$work/run.txt"
 
+rm -f "$work/peer.txt"
+if [ -n "$peer" ]; then
+  echo "== onnxruntime on the same checkpoint (exported to ONNX fp32), $(nproc) threads"
+  "$venv/bin/python" "$root/scripts/bench/peer_onnxruntime.py" "$checkpoint" "$checkpoint-onnx" \
+    --prompt-tokens "$prompt_tokens" --new-tokens "$new_tokens" --threads "$(nproc)" | tee "$work/peer.txt"
+fi
+
 "$venv/bin/python" - "$checkpoint" "$out" "$work" "$bandwidth" "$peak" "$weights_dtype" <<'PY'
 import json, os, re, sys
 checkpoint, out, work, bandwidth, peak = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
@@ -101,4 +112,11 @@ print(f"prefill ({p_tokens} tokens): {prefill_rate:.1f} tokens/s, {prefill_rate 
       f"-> {100 * prefill_rate * flops_per_token / 1e9 / peak:.0f}% of the FMA peak")
 print(f"compile: {float(compile['compile_seconds']):.1f} s, peak {int(compile['compile_peak_kib']) / 1048576:.2f} GiB; "
       f"program peak {int(run['run_peak_kib']) / 1048576:.2f} GiB")
+peer = os.path.join(work, "peer.txt")
+if os.path.exists(peer):
+    rows = dict((l.split()[0], (int(l.split()[1]), float(l.split()[2]))) for l in open(peer) if l.strip())
+    ort_prefill = rows["onnxruntime_prefill"][0] / rows["onnxruntime_prefill"][1]
+    ort_decode = rows["onnxruntime_decode"][0] / rows["onnxruntime_decode"][1]
+    print(f"onnxruntime (fp32 ONNX, same run and threads): decode {ort_decode:.2f} tokens/s, prefill {ort_prefill:.1f} tokens/s")
+    print(f"gemmac / onnxruntime: decode {decode_rate / ort_decode:.2f}x, prefill {prefill_rate / ort_prefill:.2f}x")
 PY

@@ -66,8 +66,11 @@ def main():
             scale = 0.1 if len(shape) == 1 else 1.0 / np.sqrt(shape[-1])
             rows = max(1, (1 << 24) // int(np.prod(shape[1:])))  # about 64 MB at a time
             for start in range(0, shape[0], rows):
+                # float32 times a float32 scale: numpy 2 would promote to float64 with a
+                # float64 scalar, writing twice the bytes the header declares.
                 block = (rng.standard_normal((min(rows, shape[0] - start),) + shape[1:],
-                                             dtype=np.float32) * scale)
+                                             dtype=np.float32) * np.float32(scale))
+                assert block.dtype == np.float32
                 if itemsize == 2:
                     block = (block.view(np.uint32) >> 16).astype(np.uint16)
                 f.write(block.tobytes())
