@@ -4,22 +4,25 @@
 # machine's read-bandwidth roofline and FMA peak (both measured by this same run), the compile
 # time, and the compiler's and the program's peak memory.
 #   bash scripts/bench.sh [--layers N] [--dtype float32|bfloat16] [--weights-dtype bf16]
-#                         [--prompt-tokens P] [--new-tokens T] [--onnxruntime]
+#                         [--prompt-tokens P] [--new-tokens T] [--onnxruntime] [--fusion-table]
 # (--onnxruntime: also run the same checkpoint exported to ONNX fp32 by onnxruntime's CPU provider
 # with the same threads, prompt and tokens, and print the ratios; it needs memory for the export,
-# so use it with fewer layers, e.g. --layers 4.)
+# so use it with fewer layers, e.g. --layers 4. --fusion-table: also compile and run the model
+# with each fusion pass disabled in turn and print decode and prefill tokens/s for each.)
 # (--dtype: the checkpoint's; --weights-dtype bf16: gemmac stores its matrices as bf16 under f32
 # activations.)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${GEMMAC_BUILD_DIR:-$root/build}"
 layers=18 dtype=float32 weights_dtype=checkpoint prompt_tokens=64 new_tokens=16 peer=
+fusion_table=
 while [ $# -gt 0 ]; do
   case "$1" in
     --layers) layers="$2"; shift 2 ;;
     --dtype) dtype="$2"; shift 2 ;;
     --weights-dtype) weights_dtype="$2"; shift 2 ;;
     --onnxruntime) peer=onnxruntime; shift ;;
+    --fusion-table) fusion_table=1; shift ;;
     --prompt-tokens) prompt_tokens="$2"; shift 2 ;;
     --new-tokens) new_tokens="$2"; shift 2 ;;
     *) echo "bench.sh: unknown argument '$1'" >&2; exit 1 ;;
@@ -68,6 +71,20 @@ echo "== $out/gemma --input-ids <$prompt_tokens ids> --max-new-tokens $new_token
   "$out/gemma" --input-ids "$ids" --max-new-tokens "$new_tokens" --bench --ids > /dev/null 2> "$work/bench.txt"
 cat "$work/bench.txt" "$work/run.txt"
 
+rm -f "$work/fusions.txt"
+if [ -n "$fusion_table" ]; then
+  for fusion in fuse-rmsnorm fuse-rotary fuse-attention fuse-mlp; do
+    echo "== without $fusion"
+    variant="$work/program-no-$fusion"
+    rm -rf "$variant"
+    "$build/tools/gemmac/gemmac" compile "$checkpoint" -o "$variant" --name gemma --max-seq-len 512 \
+      --weights-dtype "$weights_dtype" --disable-pass "$fusion" > "$variant.log" 2>&1
+    "$variant/gemma" --input-ids "$ids" --max-new-tokens "$new_tokens" --bench --ids \
+      2>&1 > /dev/null | sed "s/^/$fusion /" | grep -E "prefill|decode" | tee -a "$work/fusions.txt"
+    rm -rf "$variant" # its weights file: the disk and the page cache hold one at a time
+  done
+fi
+
 rm -f "$work/peer.txt"
 if [ -n "$peer" ]; then
   echo "== onnxruntime on the same checkpoint (exported to ONNX fp32), $(nproc) threads"
@@ -112,6 +129,20 @@ print(f"prefill ({p_tokens} tokens): {prefill_rate:.1f} tokens/s, {prefill_rate 
       f"-> {100 * prefill_rate * flops_per_token / 1e9 / peak:.0f}% of the FMA peak")
 print(f"compile: {float(compile['compile_seconds']):.1f} s, peak {int(compile['compile_peak_kib']) / 1048576:.2f} GiB; "
       f"program peak {int(run['run_peak_kib']) / 1048576:.2f} GiB")
+fusions = os.path.join(work, "fusions.txt")
+if os.path.exists(fusions):
+    rates = {}
+    for line in open(fusions):
+        m = re.match(r"(\S+) (prefill|decode): (\d+) tokens in ([\d.]+) s", line)
+        if m:
+            rates.setdefault(m.group(1), {})[m.group(2)] = int(m.group(3)) / float(m.group(4))
+    print()
+    print("what each fusion buys (the same model with that pass disabled; tokens/s):")
+    print(f"  {'program':<28} {'decode':>8} {'prefill':>8}")
+    print(f"  {'all fusions':<28} {decode_rate:>8.2f} {prefill_rate:>8.1f}")
+    for fusion, r in rates.items():
+        print(f"  {'without ' + fusion:<28} {r.get('decode', 0):>8.2f} {r.get('prefill', 0):>8.1f}"
+              f"   (all fusions: decode {decode_rate / r.get('decode', 1):.2f}x, prefill {prefill_rate / r.get('prefill', 1):.2f}x)")
 peer = os.path.join(work, "peer.txt")
 if os.path.exists(peer):
     rows = dict((l.split()[0], (int(l.split()[1]), float(l.split()[2]))) for l in open(peer) if l.strip())
