@@ -46,8 +46,11 @@ int64_t rowsOf(const gemma_model_desc& model, int64_t batch, int64_t seq) {
   return model.head == GEMMA_HEAD_SEQ_CLS ? batch : batch * seq;
 }
 
+// Runs the model; s->rows then holds its first output's rows: every row, or with lastRowOnly
+// (generation: the next token needs the last position's logits) only the last one, which is all
+// the program computes then.
 void forward(gemma_session* s, int64_t batch, int64_t seq, int64_t past, const int64_t* ids,
-             const int64_t* mask, const int64_t* positions) {
+             const int64_t* mask, const int64_t* positions, bool lastRowOnly = false) {
   const gemma_model_desc& m = *s->model;
   if (batch < 1 || batch > m.max_batch)
     throw std::runtime_error("batch " + std::to_string(batch) + " is outside the compiled 1.." +
@@ -79,11 +82,18 @@ void forward(gemma_session* s, int64_t batch, int64_t seq, int64_t past, const i
     inputs[static_cast<size_t>(i)] = const_cast<void*>(data);
   }
   std::vector<void*> outputs(static_cast<size_t>(m.num_outputs), nullptr);
+  bool lastRow = lastRowOnly && batch == 1 && m.head != GEMMA_HEAD_SEQ_CLS;
   int32_t status = m.forward(s->weights->base(), s->arena.get(), s->kvCache.get(), inputs.data(),
-                             outputs.data(), batch, seq, past);
+                             outputs.data(), batch, seq, past, lastRow ? 1 : 0);
   if (status != 0)
     throw std::runtime_error("a kernel failed (Halide error " + std::to_string(status) + ")");
   size_t count = static_cast<size_t>(rowsOf(m, batch, seq) * m.output_width);
+  if (lastRow) { // the last row alone was computed
+    outputs[0] =
+        static_cast<uint8_t*>(outputs[0]) +
+        (count - static_cast<size_t>(m.output_width)) * (m.output_type == GEMMA_OUTPUT_F32 ? 4 : 2);
+    count = static_cast<size_t>(m.output_width);
+  }
   s->rows.resize(count);
   if (m.output_type == GEMMA_OUTPUT_BF16) {
     const auto* half = static_cast<const uint16_t*>(outputs[0]);
@@ -272,7 +282,9 @@ int32_t gemma_generate(gemma_session* session, const int32_t* prompt, int32_t pr
       positions.resize(static_cast<size_t>(count));
       for (int64_t i = 0; i < count; ++i)
         positions[static_cast<size_t>(i)] = length + i;
-      forward(session, 1, count, length, ids.data(), mask.data(), positions.data());
+      // Only a logits callback (--dump-logits) wants more than the last row.
+      forward(session, 1, count, length, ids.data(), mask.data(), positions.data(),
+              !(callbacks && callbacks->on_logits));
       double seconds = std::chrono::duration<double>(Clock::now() - started).count();
       (inPrompt ? stats.prefill_seconds : stats.decode_seconds) += seconds;
       (inPrompt ? stats.prefill_tokens : stats.decode_tokens) += count;

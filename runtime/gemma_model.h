@@ -9,12 +9,14 @@
 extern "C" {
 #endif
 
-#define GEMMA_MODEL_ABI 1
+#define GEMMA_MODEL_ABI 2
 
-/* The LLVM-emitted entry point (backend/llvm/EntryPoint.h). */
+/* The LLVM-emitted entry point (backend/llvm/EntryPoint.h). `last_rows` > 0: the first output's
+ * rows (a [batch, seq, ...] output) are computed only for its last `last_rows` positions (the
+ * others hold stale data): generation needs the logits of the last token only. 0: every row. */
 typedef int32_t (*gemma_entry_fn)(const uint8_t* weights, uint8_t* arena, uint8_t* kv_cache,
                                   void* const* inputs, void** outputs, int64_t batch, int64_t seq,
-                                  int64_t past);
+                                  int64_t past, int64_t last_rows);
 
 enum gemma_output_type { GEMMA_OUTPUT_F32 = 0, GEMMA_OUTPUT_BF16 = 1, GEMMA_OUTPUT_F16 = 2 };
 

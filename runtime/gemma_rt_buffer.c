@@ -24,6 +24,17 @@ void gemma_rt_buffer_strided(halide_buffer_t* buffer, halide_dimension_t* dims, 
   buffer->padding = 0;
 }
 
+void gemma_rt_keep_last_rows(halide_buffer_t* buffer, int32_t dim, int64_t rows) {
+  halide_dimension_t* d = &buffer->dim[dim];
+  if (rows <= 0 || rows >= d->extent)
+    return;
+  int32_t skipped = d->extent - (int32_t)rows;
+  /* host addresses the element at the dims' mins */
+  buffer->host += (int64_t)skipped * d->stride * ((buffer->type.bits + 7) / 8);
+  d->min += skipped;
+  d->extent = (int32_t)rows;
+}
+
 void gemma_rt_buffer(halide_buffer_t* buffer, halide_dimension_t* dims, void* host, int32_t code,
                      int32_t bits, int32_t rank, const int64_t* extents,
                      const int64_t* capacities) {

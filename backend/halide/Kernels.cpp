@@ -270,11 +270,13 @@ Kernel rmsNorm(const Op& op, TargetKind target) {
 // panel, every row's dot products, kRowBlock rows at a time: a kPanel x kRowBlock tile of vector
 // accumulators held in registers while the weight and activation rows stream through it (rfactor
 // along r, the lanes summed at the end). The panel's weight rows are read once per row block from
-// cache, once per call from memory. A single row (decode) gets a tile of one row. `rows` is the
-// extent of v[1]; reads past the last output or row must be clamped by the definition (panels
-// and blocks round up).
+// cache, once per call from memory. A single row (decode, or the last row alone) gets a tile of
+// one row. The rows computed are v[1] in [first, first + rows) (a pipeline's output region, or
+// all of an intermediate's); reads past the last output or row must be clamped by the definition
+// (panels and blocks round up).
 void scheduleDotProducts(Func out, const std::vector<std::pair<Func, RDom>>& dots,
-                         const std::vector<Var>& v, const Expr& rows, TargetKind target) {
+                         const std::vector<Var>& v, const Expr& first, const Expr& rows,
+                         TargetKind target) {
   constexpr int kPanel = 4, kRowBlock = 4, kPanelsPerTask = 16;
   int lanes = vectorLanes(target);
   Var panel("panel"), column("column");
@@ -304,7 +306,8 @@ void scheduleDotProducts(Func out, const std::vector<std::pair<Func, RDom>>& dot
       continue;
     }
     // Whole row blocks: the tile's loops have constant extents and unroll into registers.
-    partial.bound(v[1], 0, select(rows == 1, 1, (rows + kRowBlock - 1) / kRowBlock * kRowBlock));
+    partial.bound(v[1], first,
+                  select(rows == 1, 1, (rows + kRowBlock - 1) / kRowBlock * kRowBlock));
     std::vector<VarOrRVar> single = {lane, v[0], v[1], outer};
     single.insert(single.end(), v.begin() + 2, v.end());
     update.specialize(rows == 1).reorder(single).vectorize(lane).unroll(v[0]);
@@ -352,7 +355,8 @@ Kernel matmul(const Op& op, TargetKind target) {
   if (op.operands[1]->type.rank() == 2 && hasPermutedStorage(*op.operands[1])) {
     // A projection with torch's [out, in] weight, read in place: each output a dot product over
     // a contiguous weight row.
-    scheduleDotProducts(k.output, {{dot, r}}, v, a.dim(1).extent(), target);
+    scheduleDotProducts(k.output, {{dot, r}}, v, k.output.output_buffer().dim(1).min(),
+                        k.output.output_buffer().dim(1).extent(), target);
     return k;
   }
   // Columns in panels of kPanelVectors vectors, the panels across the cores; in a panel, rows in
@@ -538,9 +542,12 @@ Kernel gatedMlp(const Op& op, TargetKind target) {
     k.output(v) = cast(halideType(op.result()->type.elementType), down_(v));
     std::vector<Var> gatedVars = iRows;
     gatedRows.compute_root();
-    Expr rowCount = v.size() > 1 ? x.dim(1).extent() : Expr(1);
-    scheduleDotProducts(gatedRows, {{gateDot, rd}, {upDot, rd}}, gatedVars, rowCount, target);
-    scheduleDotProducts(k.output, {{down_, ri}}, v, rowCount, target);
+    bool hasRows = v.size() > 1;
+    scheduleDotProducts(gatedRows, {{gateDot, rd}, {upDot, rd}}, gatedVars, Expr(0),
+                        hasRows ? x.dim(1).extent() : Expr(1), target);
+    scheduleDotProducts(k.output, {{down_, ri}}, v,
+                        hasRows ? k.output.output_buffer().dim(1).min() : Expr(0),
+                        hasRows ? k.output.output_buffer().dim(1).extent() : Expr(1), target);
     return k;
   }
   // Weights stored [in, out] (an ONNX MatMul's): vectorised across the features.

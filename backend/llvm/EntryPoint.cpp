@@ -33,8 +33,8 @@ public:
     auto* i8p = b_.getInt8PtrTy();
     auto* i64 = b_.getInt64Ty();
     auto* fnType = llvm::FunctionType::get(
-        b_.getInt32Ty(), {i8p, i8p, i8p, i8p->getPointerTo(), i8p->getPointerTo(), i64, i64, i64},
-        false);
+        b_.getInt32Ty(),
+        {i8p, i8p, i8p, i8p->getPointerTo(), i8p->getPointerTo(), i64, i64, i64, i64}, false);
     fn_ = llvm::Function::Create(fnType, llvm::Function::ExternalLinkage, name, *module_);
     auto args = fn_->arg_begin();
     weights_ = &*args++;
@@ -45,6 +45,7 @@ public:
     symbols_["batch"] = &*args++;
     symbols_["seq"] = &*args++;
     symbols_["past"] = &*args++;
+    lastRows_ = &*args++;
     b_.SetInsertPoint(llvm::BasicBlock::Create(context_, "entry", fn_));
     for (size_t i = 0; i < graph_.inputs.size(); ++i)
       host_[graph_.inputs[i].get()] =
@@ -221,6 +222,15 @@ private:
     for (const Value* operand : op.operands)
       buffers.push_back(describe(operand, host_.at(operand)));
     buffers.push_back(describe(result, host_[result]));
+    if (result == graph_.outputs.front().value && result->type.rank() >= 2 &&
+        result->type.dims[result->type.rank() - 2] == Dim::symbol("seq")) {
+      // The first output's kernel computes the rows the caller wants (last_rows; 0: all): the
+      // logits of the last token alone when generating.
+      auto* i8p = b_.getInt8PtrTy();
+      llvm::FunctionCallee keep = module_->getOrInsertFunction(
+          "gemma_rt_keep_last_rows", b_.getVoidTy(), i8p, b_.getInt32Ty(), b_.getInt64Ty());
+      b_.CreateCall(keep, {buffers.back(), b_.getInt32(1), lastRows_});
+    }
     callKernel(op, buffers);
   }
 
@@ -301,7 +311,7 @@ private:
   llvm::IRBuilder<> b_;
   llvm::Function* fn_ = nullptr;
   llvm::Value *weights_ = nullptr, *arena_ = nullptr, *kvCache_ = nullptr, *inputs_ = nullptr,
-              *outputs_ = nullptr;
+              *outputs_ = nullptr, *lastRows_ = nullptr;
   std::map<std::string, llvm::Value*> symbols_;
   std::map<const Value*, llvm::Value*> host_;
   std::map<const Value*, std::vector<int64_t>> capacity_; // values inside a KV-cache region

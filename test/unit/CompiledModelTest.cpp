@@ -20,7 +20,7 @@ namespace gemma {
 namespace {
 
 using Entry = int32_t (*)(const uint8_t*, uint8_t*, uint8_t*, void* const*, void**, int64_t,
-                          int64_t, int64_t);
+                          int64_t, int64_t, int64_t);
 
 TEST(CompiledModel, LogitsEqualTheInterpreterForPrefillAndDecode) {
   namespace fs = std::filesystem;
@@ -71,7 +71,8 @@ TEST(CompiledModel, LogitsEqualTheInterpreterForPrefillAndDecode) {
   std::vector<uint8_t> cache(
       static_cast<size_t>(*std::get_if<int64_t>(&model.graph->attrs.at("kv_cache_bytes"))));
 
-  auto run = [&](const std::vector<Tensor>& in, int64_t batch, int64_t newTokens, int64_t past) {
+  auto run = [&](const std::vector<Tensor>& in, int64_t batch, int64_t newTokens, int64_t past,
+                 int64_t lastRows = 0) {
     std::vector<std::vector<uint8_t>> storage;
     std::vector<void*> pointers;
     for (const Tensor& t : in) {
@@ -82,7 +83,7 @@ TEST(CompiledModel, LogitsEqualTheInterpreterForPrefillAndDecode) {
     }
     std::vector<void*> outputs(model.graph->outputs.size(), nullptr);
     EXPECT_EQ(forward(weightsFile->base(), arena.data(), cache.data(), pointers.data(),
-                      outputs.data(), batch, newTokens, past),
+                      outputs.data(), batch, newTokens, past, lastRows),
               0);
     return testing::decodeTensor(static_cast<const uint8_t*>(outputs[0]), ElementType::F32,
                                  {batch, newTokens, c.vocabSize});
@@ -99,6 +100,19 @@ TEST(CompiledModel, LogitsEqualTheInterpreterForPrefillAndDecode) {
   std::vector<Tensor> expected = interpret(*reference, inputs, weights);
   double prefill = worst(run(inputs, 2, seq, 0), expected[0]);
   EXPECT_LE(prefill, 1e-4);
+  // last_rows = 1 (generation): the last position's logits, as the interpreter's (the other rows
+  // are not computed; the arena there holds whatever other ops left).
+  {
+    Tensor last = run(inputs, 2, seq, 0, 1);
+    double w = 0, scale = 0;
+    for (int64_t b = 0; b < 2; ++b)
+      for (int64_t v = 0; v < c.vocabSize; ++v) {
+        auto at = static_cast<size_t>((b * seq + seq - 1) * c.vocabSize + v);
+        w = std::max(w, std::fabs(last.data[at] - expected[0].data[at]));
+        scale = std::max(scale, std::fabs(expected[0].data[at]));
+      }
+    EXPECT_LE(w / scale, 1e-4);
+  }
 
   std::vector<Tensor> step = {
       Tensor(ElementType::I64, {2, 1}, {7, 9}),
