@@ -202,10 +202,7 @@ private:
     Value* allowed =
         b_.binary(OpKind::And, b_.create(OpKind::Unsqueeze, {notPadding}, {{"axes", Ints{1, 2}}}),
                   b_.create(OpKind::Unsqueeze, {causal}, {{"axes", Ints{0, 1}}}));
-    double lowest = T_ == ElementType::BF16 ? -3.3895313892515355e38
-                    : T_ == ElementType::F16
-                        ? -65504.0
-                        : static_cast<double>(std::numeric_limits<float>::lowest());
+    double lowest = lowestFinite(T_);
     attentionBias_ = b_.create(OpKind::Where, {allowed, b_.scalar(T_, 0.0), b_.scalar(T_, lowest)});
   }
 

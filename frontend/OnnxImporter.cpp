@@ -710,10 +710,7 @@ private:
         TensorType{ElementType::I64,
                    {batch, Dim::constant(1), Dim::constant(1), Dim::constant(1)}});
     Value* visible = b_.binary(OpKind::And, causal, b_.binary(OpKind::LessEqual, keys, lastKey));
-    double lowest = type == ElementType::BF16 ? -3.3895313892515355e38
-                    : type == ElementType::F16
-                        ? -65504.0
-                        : static_cast<double>(std::numeric_limits<float>::lowest());
+    double lowest = lowestFinite(type);
     Value* bias =
         b_.create(OpKind::Where, {visible, b_.scalar(type, 0.0), b_.scalar(type, lowest)});
     double scale = attribute(node, "scale") ? attribute(node, "scale")->f() : 0.0;

@@ -561,10 +561,7 @@ Tensor attention(const Op& op, const std::vector<const Tensor*>& operands) {
   int64_t window = windowAttr ? *windowAttr : 0;
   const bool* nanToZeroAttr = op.attr<bool>("nan_weights_to_zero");
   bool nanWeightsToZero = nanToZeroAttr && *nanToZeroAttr;
-  double lowest = type == ElementType::BF16 ? -3.3895313892515355e38
-                  : type == ElementType::F16
-                      ? -65504.0
-                      : static_cast<double>(std::numeric_limits<float>::lowest());
+  double lowest = lowestFinite(type);
   auto round = [&](double value) { return roundToElementType(value, type); };
   Tensor result = makeResult(op, type, {batch, heads, seq, headDim});
   std::vector<double> scores(total);

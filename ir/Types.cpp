@@ -3,6 +3,7 @@
 #include "ir/Diagnostics.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace gemma {
 
@@ -30,6 +31,12 @@ bool withinBounds(int64_t value) {
 }
 
 } // namespace
+
+double lowestFinite(ElementType type) {
+  return type == ElementType::BF16  ? -3.3895313892515355e38
+         : type == ElementType::F16 ? -65504.0
+                                    : static_cast<double>(std::numeric_limits<float>::lowest());
+}
 
 std::string_view elementTypeName(ElementType type) {
   return info(type).name;

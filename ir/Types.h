@@ -19,6 +19,9 @@ std::optional<ElementType> parseElementType(std::string_view name);
 bool isFloat(ElementType type);
 bool isInteger(ElementType type); // i64, i32, i8 (not bool)
 int64_t elementSize(ElementType type);
+// The most negative finite value of a float type: the additive mask of a hidden key, as
+// transformers' torch.finfo(dtype).min.
+double lowestFinite(ElementType type);
 
 // Bounds that keep every shape computation inside int64 (checked by the parser and the verifier).
 constexpr int64_t kMaxDimValue = int64_t(1) << 40;
