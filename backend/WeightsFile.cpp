@@ -40,16 +40,10 @@ std::vector<const Op*> distinctWeights(const Graph& graph) {
   return weights;
 }
 
-// f32 to bf16 or f16, rounding to nearest even (narrow-weights' tensors).
+// f32 to bf16 or f16, rounding to nearest even as Halide's types do (narrow-weights' tensors).
 uint16_t narrowed(float value, ElementType type) {
-  if (type == ElementType::F16)
-    return Halide::float16_t(value).to_bits();
-  uint32_t bits;
-  std::memcpy(&bits, &value, 4);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) // NaN stays a (quiet) NaN
-    return static_cast<uint16_t>((bits >> 16) | 0x40);
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
+  return type == ElementType::F16 ? Halide::float16_t(value).to_bits()
+                                  : Halide::bfloat16_t(value).to_bits();
 }
 
 void writeNarrowed(std::ofstream& file, const TensorView& view, ElementType type) {
