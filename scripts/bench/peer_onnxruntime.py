@@ -20,21 +20,14 @@ from transformers import GemmaForCausalLM
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "test", "fixtures"))
-from make_onnx_fixtures import WithPast  # noqa: E402
+from make_onnx_fixtures import WithPast, cache_io  # noqa: E402
 
 
 def export(checkpoint, path):
     model = GemmaForCausalLM.from_pretrained(checkpoint, dtype=torch.float32,
                                              attn_implementation="eager").eval()
     config = model.config
-    layers = config.num_hidden_layers
-    names = [f"past_key_values.{i}.{k}" for i in range(layers) for k in ("key", "value")]
-    presents = [n.replace("past_key_values", "present") for n in names]
-    axes = {n: {0: "batch_size", 1: "sequence_length"}
-            for n in ("input_ids", "position_ids", "logits")}
-    axes["attention_mask"] = {0: "batch_size", 1: "total_sequence_length"}
-    axes.update({n: {0: "batch_size", 2: "past_sequence_length"} for n in names})
-    axes.update({n: {0: "batch_size", 2: "total_sequence_length"} for n in presents})
+    names, presents, axes = cache_io(config)
     past = 2
     example = (torch.tensor([[2, 300, 301]]), torch.ones(1, past + 3, dtype=torch.long),
                torch.arange(past, past + 3)[None])
