@@ -96,7 +96,7 @@ std::string describeModel(const Graph& graph, const ProgramFacts& facts, const s
     << "#include \"runtime/gemma_model.h\"\n\n"
     << "int32_t " << entry
     << "(const uint8_t*, uint8_t*, uint8_t*, void* const*, void**, int64_t, int64_t, "
-       "int64_t);\n\n";
+       "int64_t, int64_t);\n\n";
   c << "static const int32_t eos_ids[] = {";
   for (int64_t id : facts.generation.eosTokenIds)
     c << id << ", ";
@@ -198,8 +198,10 @@ LinkedProgram linkProgram(const Graph& graph, const ProgramFacts& facts, const K
   fs::path runtimeSource = GEMMAC_RUNTIME_INCLUDE;
 
   writeText(build / "model.c", describeModel(graph, facts, model, entry));
-  runTool({cc, "-c", "-O2", "-fPIC", "-I", runtimeSource.string(), (build / "model.c").string(),
-           "-o", (build / "model.o").string()},
+  // -Werror: a declaration that disagrees with the runtime's gemma_entry_fn (a model ABI change
+  // made on one side only) must stop the build, not call the entry point with a wrong signature.
+  runTool({cc, "-c", "-O2", "-fPIC", "-Werror", "-I", runtimeSource.string(),
+           (build / "model.c").string(), "-o", (build / "model.o").string()},
           "compiling the model description");
   writeText(build / "main_model.c",
             "#include \"runtime/gemma_model.h\"\nextern const gemma_model_desc " + model +
