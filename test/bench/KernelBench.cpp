@@ -23,6 +23,7 @@ struct KernelRun {
   std::unique_ptr<Graph> graph;
   Kernel kernel;
   std::vector<Halide::Buffer<float>> buffers;
+  std::vector<Halide::Buffer<>> stored;  // the weights in their stored element type
   std::vector<Halide::Buffer<>> weights; // views of the stored weights in the op's order
   Halide::Buffer<float> output;
 
@@ -48,25 +49,39 @@ struct KernelRun {
         continue;
       }
       // A [in, out] value stored [out, in]: Halide dims (out, in) of the stored buffer.
-      std::vector<int> stored;
-      for (const Dim& d : storedWeightType(*producer).dims)
-        stored.insert(stored.begin(), static_cast<int>(d.staticValue()));
-      buffers.emplace_back(stored);
+      TensorType type = storedWeightType(*producer);
+      std::vector<int> extents;
+      for (const Dim& d : type.dims)
+        extents.insert(extents.begin(), static_cast<int>(d.staticValue()));
+      buffers.emplace_back(extents);
       fill(buffers.back());
-      weights.push_back(Halide::Buffer<>(buffers.back()).transposed(std::vector<int>{1, 0}));
+      stored.push_back(Halide::Buffer<>(buffers.back()));
+      if (type.elementType == ElementType::BF16) {
+        Halide::Buffer<Halide::bfloat16_t> narrow(extents);
+        narrow.for_each_value([](Halide::bfloat16_t& n, float f) { n = Halide::bfloat16_t(f); },
+                              buffers.back());
+        stored.back() = narrow;
+      }
+      weights.push_back(stored.back().transposed(std::vector<int>{1, 0}));
       kernel.inputs[i].set(weights.back());
     }
     output = Halide::Buffer<float>(outputExtents);
     kernel.output.compile_jit(halideTarget(target));
+    if (const char* asmPath = getenv("GEMMA_BENCH_ASM")) {
+      std::vector<Halide::Argument> args(kernel.inputs.begin(), kernel.inputs.end());
+      kernel.output.compile_to_assembly(asmPath, args, halideTarget(target));
+      kernel.output.compile_to_lowered_stmt(std::string(asmPath) + ".stmt", args, Halide::Text,
+                                            halideTarget(target));
+    }
   }
   void run() { kernel.output.realize(output); }
 };
 
-std::string projection(int64_t in, int64_t out) {
+std::string projection(int64_t in, int64_t out, const std::string& weightType) {
   return "graph @g(%x: f32[1,seq," + std::to_string(in) +
-         "]) {\n  %w = weight() {name = \"w\", perm = [1, 0]} : f32[" + std::to_string(in) + "," +
-         std::to_string(out) + "]\n  %0 = matmul(%x, %w) : f32[1,seq," + std::to_string(out) +
-         "]\n  return %0\n}\n";
+         "]) {\n  %w = weight() {name = \"w\", perm = [1, 0]} : " + weightType + "[" +
+         std::to_string(in) + "," + std::to_string(out) + "]\n  %0 = matmul(%x, %w) : f32[1,seq," +
+         std::to_string(out) + "]\n  return %0\n}\n";
 }
 
 void report(benchmark::State& state, double bytes, double flops) {
@@ -75,33 +90,49 @@ void report(benchmark::State& state, double bytes, double flops) {
       benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// A projection (the model's q/o projections: 2048 -> 2048) for `rows` tokens.
-void Projection(benchmark::State& state) {
+// A projection (the model's q/o projections: 2048 -> 2048) for `rows` tokens, weights f32 or
+// (--weights-dtype bf16) bf16.
+void projectionBench(benchmark::State& state, const std::string& weightType, double weightBytes) {
   int rows = static_cast<int>(state.range(0));
-  KernelRun k(projection(kHidden, kHidden), {{kHidden, rows, 1}}, {kHidden, rows, 1});
+  KernelRun k(projection(kHidden, kHidden, weightType), {{kHidden, rows, 1}}, {kHidden, rows, 1});
   for (auto _ : state)
     k.run();
-  report(state, 4.0 * kHidden * kHidden, 2.0 * kHidden * kHidden * rows);
+  report(state, weightBytes * kHidden * kHidden, 2.0 * kHidden * kHidden * rows);
+}
+void Projection(benchmark::State& state) {
+  projectionBench(state, "f32", 4.0);
+}
+void ProjectionBf16(benchmark::State& state) {
+  projectionBench(state, "bf16", 2.0);
 }
 BENCHMARK(Projection)->Arg(1)->Arg(64)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(ProjectionBf16)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // The gated MLP (2048 -> 16384 x 2 -> 2048) for `rows` tokens.
-void GatedMlp(benchmark::State& state) {
+void gatedMlpBench(benchmark::State& state, const std::string& w, double weightBytes) {
   int rows = static_cast<int>(state.range(0));
   std::string d = std::to_string(kHidden), i = std::to_string(kIntermediate);
-  std::string text = "graph @g(%x: f32[1,seq," + d + "]) {\n" +
-                     "  %g = weight() {name = \"g\", perm = [1, 0]} : f32[" + d + "," + i + "]\n" +
-                     "  %u = weight() {name = \"u\", perm = [1, 0]} : f32[" + d + "," + i + "]\n" +
-                     "  %d = weight() {name = \"d\", perm = [1, 0]} : f32[" + i + "," + d + "]\n" +
+  std::string text = "graph @g(%x: f32[1,seq," + d + "]) {\n" + "  %g = weight() {name = \"g\", " +
+                     "perm = [1, 0]} : " + w + "[" + d + "," + i + "]\n" +
+                     "  %u = weight() {name = \"u\", perm = [1, 0]} : " + w + "[" + d + "," + i +
+                     "]\n" + "  %d = weight() {name = \"d\", perm = [1, 0]} : " + w + "[" + i +
+                     "," + d + "]\n" +
                      "  %0 = gated_mlp(%x, %g, %u, %d) {activation = \"gelu_tanh\"} : f32[1,seq," +
                      d + "]\n  return %0\n}\n";
   KernelRun k(text, {{static_cast<int>(kHidden), rows, 1}}, {static_cast<int>(kHidden), rows, 1});
   for (auto _ : state)
     k.run();
   double params = 3.0 * kHidden * kIntermediate;
-  report(state, 4.0 * params, 2.0 * params * rows);
+  report(state, weightBytes * params, 2.0 * params * rows);
+}
+void GatedMlp(benchmark::State& state) {
+  gatedMlpBench(state, "f32", 4.0);
+}
+void GatedMlpBf16(benchmark::State& state) {
+  gatedMlpBench(state, "bf16", 2.0);
 }
 BENCHMARK(GatedMlp)->Arg(1)->Arg(64)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(GatedMlpBf16)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Attention of `seq` new rows over a cache of `total` rows (gemma-2b: 8 heads sharing 1 kv head
 // of 256), causal bias.
