@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <malloc.h>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -245,7 +246,8 @@ int run(int argc, char** argv) {
   Run sink{printIds ? nullptr : &stream, logits.is_open() ? &logits : nullptr};
   if (!printIds)
     stream.update(ids.data(), int32_t(ids.size()), false);
-  gemma_generation_callbacks callbacks{onToken, onLogits, &sink};
+  // A logits callback makes every forward call compute every row's logits: only --dump-logits.
+  gemma_generation_callbacks callbacks{onToken, sink.logits ? onLogits : nullptr, &sink};
   int64_t limit = std::max<int64_t>(gemma_max_seq_len(s), 1);
   std::vector<int32_t> output(static_cast<size_t>(limit) + ids.size());
   int32_t length = check(gemma_generate(s, ids.data(), int32_t(ids.size()), &config, output.data(),
@@ -278,6 +280,11 @@ int run(int argc, char** argv) {
 } // namespace
 
 int main(int argc, char** argv) {
+  // Every allocation of 256 KiB or more gets pages of its own, returned when freed. glibc's default
+  // raises that threshold to the size of each large block freed, after which the kernels'
+  // per-call temporaries (a prefill's gated activations, attention's scores) come from the
+  // threads' heaps and stay resident: the planned memory must be the peak.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   try {
     return run(argc, argv);
   } catch (const Failure& failure) {
