@@ -5,17 +5,21 @@
 # time, and the compiler's and the program's peak memory.
 #   bash scripts/bench.sh [--layers N] [--dtype float32|bfloat16] [--weights-dtype bf16]
 #                         [--prompt-tokens P] [--new-tokens T] [--onnxruntime] [--fusion-table]
+#                         [--profile]
 # (--onnxruntime: also run the same checkpoint exported to ONNX fp32 by onnxruntime's CPU provider
 # with the same threads, prompt and tokens, and print the ratios; it needs memory for the export,
 # so use it with fewer layers, e.g. --layers 4. --fusion-table: also compile and run the model
-# with each fusion pass disabled in turn and print decode and prefill tokens/s for each.)
+# with each fusion pass disabled in turn and print decode and prefill tokens/s for each.
+# --profile: also run decode alone and prefill alone under perf and print where the time goes.)
+# It ends with one table: each of the performance issue's measures beside its target, met or not;
+# the same as JSON in build/bench/bench.json.
 # (--dtype: the checkpoint's; --weights-dtype bf16: gemmac stores its matrices as bf16 under f32
 # activations.)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${GEMMAC_BUILD_DIR:-$root/build}"
-layers=18 dtype=float32 weights_dtype=checkpoint prompt_tokens=64 new_tokens=16 peer=
-fusion_table=
+layers=18 dtype=float32 weights_dtype=checkpoint prompt_tokens=512 new_tokens=16 peer=
+fusion_table= profile=
 while [ $# -gt 0 ]; do
   case "$1" in
     --layers) layers="$2"; shift 2 ;;
@@ -23,6 +27,7 @@ while [ $# -gt 0 ]; do
     --weights-dtype) weights_dtype="$2"; shift 2 ;;
     --onnxruntime) peer=onnxruntime; shift ;;
     --fusion-table) fusion_table=1; shift ;;
+    --profile) profile=1; shift ;;
     --prompt-tokens) prompt_tokens="$2"; shift 2 ;;
     --new-tokens) new_tokens="$2"; shift 2 ;;
     *) echo "bench.sh: unknown argument '$1'" >&2; exit 1 ;;
@@ -46,10 +51,11 @@ bandwidth=$(awk '/^read_bandwidth_gbs/ {print $2}' "$work/machine.txt")
 peak=$(awk '/^fma_peak_gflops/ {print $2}' "$work/machine.txt")
 
 echo "== gemmac compile"
+max_seq_len=$((prompt_tokens + new_tokens))
 out="$work/program"
 rm -rf "$out"
 /usr/bin/time -f "compile_seconds %e\ncompile_peak_kib %M" -o "$work/compile.txt" \
-  "$build/tools/gemmac/gemmac" compile "$checkpoint" -o "$out" --name gemma --max-seq-len 512 \
+  "$build/tools/gemmac/gemmac" compile "$checkpoint" -o "$out" --name gemma --max-seq-len "$max_seq_len" \
   --weights-dtype "$weights_dtype"
 cat "$work/compile.txt"
 
@@ -77,7 +83,7 @@ if [ -n "$fusion_table" ]; then
     echo "== without $fusion"
     variant="$work/program-no-$fusion"
     rm -rf "$variant"
-    "$build/tools/gemmac/gemmac" compile "$checkpoint" -o "$variant" --name gemma --max-seq-len 512 \
+    "$build/tools/gemmac/gemmac" compile "$checkpoint" -o "$variant" --name gemma --max-seq-len "$max_seq_len" \
       --weights-dtype "$weights_dtype" --disable-pass "$fusion" > "$variant.log" 2>&1
     "$variant/gemma" --input-ids "$ids" --max-new-tokens "$new_tokens" --bench --ids \
       2>&1 > /dev/null | sed "s/^/$fusion /" | grep -E "prefill|decode" | tee -a "$work/fusions.txt"
@@ -92,62 +98,18 @@ if [ -n "$peer" ]; then
     --prompt-tokens "$prompt_tokens" --new-tokens "$new_tokens" --threads "$(nproc)" | tee "$work/peer.txt"
 fi
 
-"$venv/bin/python" - "$checkpoint" "$out" "$work" "$bandwidth" "$peak" "$weights_dtype" <<'PY'
-import json, os, re, sys
-checkpoint, out, work, bandwidth, peak = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
-weights_dtype = sys.argv[6]
-config = json.load(open(os.path.join(checkpoint, "config.json")))
-text = open(os.path.join(work, "bench.txt")).read()
-prefill = re.search(r"prefill: (\d+) tokens in ([\d.]+) s", text)
-decode = re.search(r"decode: (\d+) tokens in ([\d.]+) s", text)
-p_tokens, p_seconds = int(prefill.group(1)), float(prefill.group(2))
-d_tokens, d_seconds = int(decode.group(1)), float(decode.group(2))
-d, i, v = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
-h, n, k, layers = config["head_dim"], config["num_attention_heads"], config["num_key_value_heads"], config["num_hidden_layers"]
-item = 4 if config.get("dtype", config.get("torch_dtype")) == "float32" else 2
-cache_item = item  # the KV cache holds activations
-if weights_dtype in ("bf16", "f16"):
-    item = 2
-# What one decode step must read: every weight matrix once (the embedding's one row aside; the
-# tied logits read its transposed copy), the KV cache so far.
-matrix_params = layers * (d * n * h + 2 * d * k * h + n * h * d + 3 * d * i) + v * d
-context = p_tokens + d_tokens / 2
-step_bytes = matrix_params * item + layers * 2 * k * h * context * cache_item
-roofline = bandwidth * 1e9 / step_bytes
-decode_rate = d_tokens / d_seconds
-flops_per_token = 2 * matrix_params
-prefill_rate = p_tokens / p_seconds
-compile = dict(l.split() for l in open(os.path.join(work, "compile.txt")))
-run = dict(l.split() for l in open(os.path.join(work, "run.txt")))
-print()
-weights_note = "" if weights_dtype == "checkpoint" else f", matrices stored {weights_dtype}"
-print(f"model: gemma-2b shapes, {layers} layers, {config.get('dtype')}{weights_note}; {matrix_params / 1e9:.2f} G matrix parameters")
-print(f"machine (this run): read bandwidth {bandwidth:.1f} GB/s, fp32 FMA peak {peak:.0f} GFLOP/s")
-print(f"decode (batch 1): {decode_rate:.2f} tokens/s; roofline {roofline:.2f} tokens/s "
-      f"({step_bytes / 1e9:.2f} GB per step) -> {100 * decode_rate / roofline:.0f}% of the bandwidth roofline")
-print(f"prefill ({p_tokens} tokens): {prefill_rate:.1f} tokens/s, {prefill_rate * flops_per_token / 1e9:.0f} GFLOP/s "
-      f"-> {100 * prefill_rate * flops_per_token / 1e9 / peak:.0f}% of the FMA peak")
-print(f"compile: {float(compile['compile_seconds']):.1f} s, peak {int(compile['compile_peak_kib']) / 1048576:.2f} GiB; "
-      f"program peak {int(run['run_peak_kib']) / 1048576:.2f} GiB")
-fusions = os.path.join(work, "fusions.txt")
-if os.path.exists(fusions):
-    rates = {}
-    for line in open(fusions):
-        m = re.match(r"(\S+) (prefill|decode): (\d+) tokens in ([\d.]+) s", line)
-        if m:
-            rates.setdefault(m.group(1), {})[m.group(2)] = int(m.group(3)) / float(m.group(4))
-    print()
-    print("what each fusion buys (the same model with that pass disabled; tokens/s):")
-    print(f"  {'program':<28} {'decode':>8} {'prefill':>8}")
-    print(f"  {'all fusions':<28} {decode_rate:>8.2f} {prefill_rate:>8.1f}")
-    for fusion, r in rates.items():
-        print(f"  {'without ' + fusion:<28} {r.get('decode', 0):>8.2f} {r.get('prefill', 0):>8.1f}"
-              f"   (all fusions: decode {decode_rate / r.get('decode', 1):.2f}x, prefill {prefill_rate / r.get('prefill', 1):.2f}x)")
-peer = os.path.join(work, "peer.txt")
-if os.path.exists(peer):
-    rows = dict((l.split()[0], (int(l.split()[1]), float(l.split()[2]))) for l in open(peer) if l.strip())
-    ort_prefill = rows["onnxruntime_prefill"][0] / rows["onnxruntime_prefill"][1]
-    ort_decode = rows["onnxruntime_decode"][0] / rows["onnxruntime_decode"][1]
-    print(f"onnxruntime (fp32 ONNX, same run and threads): decode {ort_decode:.2f} tokens/s, prefill {ort_prefill:.1f} tokens/s")
-    print(f"gemmac / onnxruntime: decode {decode_rate / ort_decode:.2f}x, prefill {prefill_rate / ort_prefill:.2f}x")
-PY
+rm -f "$work"/profile-*.txt
+if [ -n "$profile" ]; then
+  # Where the time goes: decode alone (a 2-token prompt), then the prompt's prefill alone.
+  for phase in decode prefill; do
+    if [ "$phase" = decode ]; then args=(--input-ids 2,300 --max-new-tokens "$new_tokens");
+    else args=(--input-ids "$ids" --max-new-tokens 1); fi
+    echo "== perf record: $phase"
+    perf record -q -o "$work/perf-$phase.data" "$out/gemma" "${args[@]}" --bench --ids > /dev/null 2>&1
+    perf report -i "$work/perf-$phase.data" --no-children --sort symbol 2> /dev/null |
+      grep -v '^#' | grep '%' > "$work/profile-$phase.txt"
+  done
+fi
+
+"$venv/bin/python" "$root/scripts/bench/report.py" "$checkpoint" "$work" --bandwidth "$bandwidth" \
+  --peak "$peak" --weights-dtype "$weights_dtype"
