@@ -320,11 +320,13 @@ void scheduleDotProducts(Func out, const std::vector<std::pair<Func, RDom>>& dot
     out.split(v[1], chunk, inChunk, kRowChunk, TailStrategy::GuardWithIf);
     order.push_back(inChunk);
   }
-  order.insert(order.end(), v.begin() + (v.size() > 1 ? 2 : 1), v.end());
   order.push_back(panel);
   if (v.size() > 1)
     order.push_back(chunk);
   order.push_back(task);
+  // Batch dims outermost: a panel's accumulators then hold one batch index's chunk of rows, a
+  // constant bound, and go on the stack instead of a heap allocation per panel.
+  order.insert(order.end(), v.begin() + std::min<size_t>(v.size(), 2), v.end());
   out.reorder(order);
   for (const auto& [dotFunc, r] : dots) {
     Func dot = dotFunc;
@@ -337,6 +339,13 @@ void scheduleDotProducts(Func out, const std::vector<std::pair<Func, RDom>>& dot
     storage.insert(storage.end(), v.begin(), v.end());
     partial.compute_at(out, panel).reorder_storage(storage).vectorize(lane);
     partial.bound_extent(v[0], kPanel);
+    for (Func f : {dot, partial}) {
+      f.bound_storage(v[0], kPanel);
+      if (v.size() > 1)
+        f.bound_storage(v[1], kRowChunk);
+      for (size_t d = 2; d < v.size(); ++d)
+        f.bound_storage(v[d], 1);
+    }
     Stage update = partial.update();
     if (v.size() == 1) {
       update.reorder(lane, v[0], outer).vectorize(lane).unroll(v[0]);
