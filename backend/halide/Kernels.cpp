@@ -500,9 +500,9 @@ Kernel attention(const Op& op, TargetKind target) {
   // The dot products in a Func of their own: an inline reduction under the window's select gets
   // its bounds from the select's condition in Halide 14, and writes out of them.
   Func dots("dots");
-  dots(t, s, n, b) = sum(toF32(q(rh, s, n, b)) * toF32(key(rh, tc, n / groups, b))) *
-                     static_cast<float>(*op.attr<double>("scale"));
-  Expr score = dots(t, s, n, b);
+  dots(t, s, n, b) = 0.0f;
+  dots(t, s, n, b) += toF32(q(rh, s, n, b)) * toF32(key(rh, tc, n / groups, b));
+  Expr score = dots(t, s, n, b) * static_cast<float>(*op.attr<double>("scale"));
   const double* softcap = op.attr<double>("softcap");
   if (softcap && *softcap > 0)
     score = vectorTanh(score / static_cast<float>(*softcap)) * static_cast<float>(*softcap);
@@ -539,8 +539,23 @@ Kernel attention(const Op& op, TargetKind target) {
   int lanes = vectorLanes(target);
   k.output.vectorize(h, lanes, TailStrategy::GuardWithIf).parallel(b).parallel(n);
   // Each row of scores in whole vectors: RoundUp pads the row buffers (the key reads clamp).
-  for (Func f : {dots, scores, weights})
+  for (Func f : {scores, weights})
     f.compute_at(k.output, s).vectorize(t, lanes, TailStrategy::RoundUp);
+  // The query-key dot products along the head dim, which is contiguous in both (vectorized across
+  // keys, each lane would gather a key's element a head dim apart): lane partial sums for
+  // kKeyTile keys at a time, in registers, summed across the lanes at the end.
+  constexpr int kKeyTile = 4;
+  RVar outer("h_outer"), inner("h_inner");
+  Var lane("lane"), tile("key_tile"), key_("key");
+  dots.update().split(rh.x, outer, inner, lanes, TailStrategy::GuardWithIf);
+  Func partial = dots.update().rfactor(inner, lane);
+  dots.compute_at(k.output, s).bound_extent(t, (total + lanes - 1) / lanes * lanes);
+  partial.compute_at(k.output, s).reorder_storage(lane, t, s, n, b).vectorize(lane);
+  partial.update()
+      .split(t, tile, key_, kKeyTile, TailStrategy::GuardWithIf)
+      .reorder(lane, key_, outer, tile)
+      .vectorize(lane)
+      .unroll(key_);
   for (Func f : {rowMax, rowSum})
     f.compute_at(k.output, s);
   return k;
