@@ -53,7 +53,12 @@ def main():
     context = p_tokens + d_tokens / 2
     step_bytes = matrix_params * item + layers * 2 * k * h * context * cache_item
     roofline = args.bandwidth * 1e9 / step_bytes
-    prefill_gflops = prefill_rate * 2 * matrix_params / 1e9
+    # Prefill's useful work: every layer's matrices for every prompt token, the logits for the
+    # last one only (generation asks for no other), and causal attention's query-key pairs.
+    layer_params = matrix_params - v * d
+    pairs = p_tokens * (p_tokens + 1) / 2
+    prefill_flops = (2 * layer_params * p_tokens + 2 * v * d + layers * 4 * n * h * pairs)
+    prefill_gflops = prefill_flops / float(prefill.group(2)) / 1e9
 
     compile_facts = dict(l.split() for l in open(os.path.join(work, "compile.txt")))
     run_facts = dict(l.split() for l in open(os.path.join(work, "run.txt")))
