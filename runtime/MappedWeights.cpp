@@ -1,4 +1,4 @@
-// Maps the weights file the compiler wrote (backend/WeightsFile.h) and refuses any other: the size
+// Loads the weights file the compiler wrote (backend/WeightsFile.h) and refuses any other: the size
 // must be the compiled one and the safetensors metadata must name this model's hash.
 #include "runtime/Session.h"
 
@@ -31,11 +31,39 @@ MappedWeights::MappedWeights(const gemma_model_desc& model, const std::string& p
                "' was compiled with " + std::to_string(expected) +
                " (truncated, or another model's)");
   }
-  void* mapped = mmap(nullptr, expected, PROT_READ, MAP_PRIVATE, fd, 0);
+  // Read into anonymous memory in transparent huge pages rather than mapped from the page cache:
+  // decode streams every weight once per token, and with 2 MiB pages it reads them 5-13% faster
+  // (bench.sh, bf16 gemma-2b shapes). Read, not copied from a mapping: the file's pages never
+  // count in the program's resident memory beside the copy.
+  constexpr size_t kHugePage = size_t(2) << 20;
+  regionBytes_ = (expected + kHugePage - 1) / kHugePage * kHugePage + kHugePage;
+  void* region =
+      mmap(nullptr, regionBytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (region == MAP_FAILED) {
+    close(fd);
+    throw fail("cannot allocate " + std::to_string(expected) +
+               " bytes for it: " + std::strerror(errno));
+  }
+  region_ = region;
+  auto* aligned = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(region) + kHugePage - 1) /
+                                             kHugePage * kHugePage);
+  madvise(aligned, regionBytes_ - kHugePage, MADV_HUGEPAGE); // a hint: 4 KiB pages also work
+  size_t done = 0;
+  while (done < expected) {
+    ssize_t got = pread(fd, aligned + done, expected - done, static_cast<off_t>(done));
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got <= 0) {
+      std::string why = got < 0 ? std::strerror(errno) : "it ended early";
+      close(fd);
+      munmap(region_, regionBytes_);
+      throw fail("reading byte " + std::to_string(done) + " failed: " + why);
+    }
+    done += static_cast<size_t>(got);
+  }
   close(fd);
-  if (mapped == MAP_FAILED)
-    throw fail(std::string("cannot be mapped: ") + std::strerror(errno));
-  base_ = static_cast<const uint8_t*>(mapped);
+  mprotect(region_, regionBytes_, PROT_READ); // the kernels only read the weights
+  base_ = aligned;
   size_ = expected;
   try {
     uint64_t headerBytes = 0;
@@ -63,13 +91,13 @@ MappedWeights::MappedWeights(const gemma_model_desc& model, const std::string& p
       throw fail("written for model " + field("model_hash") + ", this program is model " +
                  model.model_hash + " (recompile, or use the weights compiled with it)");
   } catch (...) {
-    munmap(const_cast<uint8_t*>(base_), size_);
+    munmap(region_, regionBytes_);
     throw;
   }
 }
 
 MappedWeights::~MappedWeights() {
-  munmap(const_cast<uint8_t*>(base_), size_);
+  munmap(region_, regionBytes_);
 }
 
 } // namespace gemma::rt

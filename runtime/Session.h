@@ -16,7 +16,8 @@ class SentencePieceProcessor;
 
 namespace gemma::rt {
 
-// The weights file mapped read-only, after checking that it is this model's.
+// The weights file read into memory (huge pages where the kernel gives them), read-only, after
+// checking that it is this model's.
 class MappedWeights {
 public:
   // Throws std::runtime_error naming the file and what is wrong with it.
@@ -27,8 +28,10 @@ public:
   const uint8_t* base() const { return base_; }
 
 private:
-  const uint8_t* base_ = nullptr;
+  const uint8_t* base_ = nullptr; // 2 MiB aligned, in region_
   size_t size_ = 0;
+  void* region_ = nullptr;
+  size_t regionBytes_ = 0;
 };
 
 class Tokenizer {
