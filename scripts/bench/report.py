@@ -15,6 +15,14 @@ import os
 import re
 
 
+# Linux functions a profile shows, and what the program was doing in them.
+KNOWN = {
+    "clear_page_erms": "  (the kernel zeroing pages: the weights' memory at load, temporaries)",
+    "_copy_to_iter": "  (the kernel copying the weights file into memory at load)",
+    "exc_page_fault": "  (first touches of memory)",
+}
+
+
 def parse_args():
     parser = argparse.ArgumentParser()
     parser.add_argument("checkpoint")
@@ -173,7 +181,7 @@ def main():
             print()
             print(f"where {phase}'s time goes (perf samples, functions over 0.5%):")
             for symbol, share in shares[:12]:
-                print(f"  {share:5.1f}%  {symbol}")
+                print(f"  {share:5.1f}%  {symbol}{KNOWN.get(symbol, '')}")
             result.setdefault("profile", {})[phase] = dict(shares)
 
     with open(os.path.join(work, "bench.json"), "w") as out:
