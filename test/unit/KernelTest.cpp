@@ -170,6 +170,21 @@ TEST(Kernels, Unary) {
   }
 }
 
+// GELU's tanh is a rational fit clamped at +-7.9 (Kernels.cpp vectorTanh): inputs across [-12, 12]
+// reach both the fit's whole range and the clamp, and tiny ones the identity branch.
+TEST(Kernels, GeluTanhAcrossTheFitsRange) {
+  std::string text = "graph @g(%a: f32[401]) {\n  %0 = gelu(%a) {approximate = \"tanh\"} : "
+                     "f32[401]\n  return %0\n}\n";
+  double worst = compareKernel(text, {{401}}, [](std::vector<Tensor>& inputs) {
+    for (size_t i = 0; i < inputs[0].data.size(); ++i)
+      inputs[0].data[i] = -12.0 + 24.0 * static_cast<double>(i) / 400.0;
+    inputs[0].data[200] = 1e-5; // below the fit's identity threshold
+  });
+  // Where gelu is near 0 (x very negative), 1 + tanh cancels and the error is |x| / 2 times
+  // tanh's absolute error, 3.4e-7 for the fit: at most 2.1e-6 at |x| = 12.
+  EXPECT_LE(worst, 2.1e-6);
+}
+
 TEST(Kernels, RotaryFromPositionsAndTables) {
   const char* positions =
       "graph @g(%x: f32[batch,3,seq,10], %p: i64[batch,seq]) {\n"
