@@ -128,7 +128,7 @@ gemma_session* gemma_open(const gemma_model_desc* model, const char* weights_pat
   try {
     auto session = std::make_unique<gemma_session>();
     session->model = model;
-    session->weights = std::make_unique<gemma::rt::MappedWeights>(*model, weights_path);
+    session->weights = std::make_unique<gemma::rt::LoadedWeights>(*model, weights_path);
     session->arena.reset(allocateZeroed(model->arena_bytes, "activation arena"));
     session->kvCache.reset(allocateZeroed(model->kv_cache_bytes, "KV cache"));
     if (tokenizer_path)

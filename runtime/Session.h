@@ -18,13 +18,13 @@ namespace gemma::rt {
 
 // The weights file read into memory (huge pages where the kernel gives them), read-only, after
 // checking that it is this model's.
-class MappedWeights {
+class LoadedWeights {
 public:
   // Throws std::runtime_error naming the file and what is wrong with it.
-  MappedWeights(const gemma_model_desc& model, const std::string& path);
-  ~MappedWeights();
-  MappedWeights(const MappedWeights&) = delete;
-  MappedWeights& operator=(const MappedWeights&) = delete;
+  LoadedWeights(const gemma_model_desc& model, const std::string& path);
+  ~LoadedWeights();
+  LoadedWeights(const LoadedWeights&) = delete;
+  LoadedWeights& operator=(const LoadedWeights&) = delete;
   const uint8_t* base() const { return base_; }
 
 private:
@@ -67,7 +67,7 @@ private:
 struct gemma_session {
   const gemma_model_desc* model = nullptr;
   std::string error;
-  std::unique_ptr<gemma::rt::MappedWeights> weights;
+  std::unique_ptr<gemma::rt::LoadedWeights> weights;
   std::unique_ptr<gemma::rt::Tokenizer> tokenizer;
   std::unique_ptr<uint8_t, void (*)(void*)> arena{nullptr, free};
   std::unique_ptr<uint8_t, void (*)(void*)> kvCache{nullptr, free};

@@ -69,7 +69,7 @@ static double fmaPeak(int threads) {
 int main(void) {
   size_t count = (size_t)1 << 28; /* 1 GiB of floats */
   /* In transparent huge pages where the kernel gives them, as the compiled programs hold their
-   * weights (runtime/MappedWeights.cpp): the ceiling the same memory allows. */
+   * weights (runtime/LoadedWeights.cpp): the ceiling the same memory allows. */
   float* data = aligned_alloc((size_t)2 << 20, count * sizeof(float));
   if (!data)
     return 1;

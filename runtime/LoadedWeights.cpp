@@ -12,7 +12,7 @@
 
 namespace gemma::rt {
 
-MappedWeights::MappedWeights(const gemma_model_desc& model, const std::string& path) {
+LoadedWeights::LoadedWeights(const gemma_model_desc& model, const std::string& path) {
   auto fail = [&](const std::string& what) {
     return std::runtime_error("weights file '" + path + "': " + what);
   };
@@ -101,7 +101,7 @@ MappedWeights::MappedWeights(const gemma_model_desc& model, const std::string& p
   close(fd);
 }
 
-MappedWeights::~MappedWeights() {
+LoadedWeights::~LoadedWeights() {
   munmap(region_, regionBytes_);
 }
 
