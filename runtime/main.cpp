@@ -90,11 +90,11 @@ int32_t onToken(void* user, const int32_t* ids, int32_t length) {
   return 0;
 }
 
+// Passed only with --dump-logits (a logits callback makes every row's logits be computed).
 void onLogits(void* user, const float* rows, int64_t count, int64_t width) {
-  auto* run = static_cast<Run*>(user);
-  if (run->logits)
-    run->logits->write(reinterpret_cast<const char*>(rows),
-                       static_cast<std::streamsize>(count * width * sizeof(float)));
+  static_cast<Run*>(user)->logits->write(
+      reinterpret_cast<const char*>(rows),
+      static_cast<std::streamsize>(count * width * sizeof(float)));
 }
 
 int run(int argc, char** argv) {
