@@ -77,10 +77,15 @@ struct KernelRun {
   void run() { kernel.output.realize(output); }
 };
 
+// A weight of logical type [in, out] stored as torch's [out, in].
+std::string weightDecl(const std::string& name, int64_t in, int64_t out, const std::string& type) {
+  return "  %" + name + " = weight() {name = \"" + name + "\", perm = [1, 0]} : " + type + "[" +
+         std::to_string(in) + "," + std::to_string(out) + "]\n";
+}
+
 std::string projection(int64_t in, int64_t out, const std::string& weightType) {
-  return "graph @g(%x: f32[1,seq," + std::to_string(in) +
-         "]) {\n  %w = weight() {name = \"w\", perm = [1, 0]} : " + weightType + "[" +
-         std::to_string(in) + "," + std::to_string(out) + "]\n  %0 = matmul(%x, %w) : f32[1,seq," +
+  return "graph @g(%x: f32[1,seq," + std::to_string(in) + "]) {\n" +
+         weightDecl("w", in, out, weightType) + "  %0 = matmul(%x, %w) : f32[1,seq," +
          std::to_string(out) + "]\n  return %0\n}\n";
 }
 
@@ -111,14 +116,12 @@ BENCHMARK(ProjectionBf16)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->UseRe
 // The gated MLP (2048 -> 16384 x 2 -> 2048) for `rows` tokens.
 void gatedMlpBench(benchmark::State& state, const std::string& w, double weightBytes) {
   int rows = static_cast<int>(state.range(0));
-  std::string d = std::to_string(kHidden), i = std::to_string(kIntermediate);
-  std::string text = "graph @g(%x: f32[1,seq," + d + "]) {\n" + "  %g = weight() {name = \"g\", " +
-                     "perm = [1, 0]} : " + w + "[" + d + "," + i + "]\n" +
-                     "  %u = weight() {name = \"u\", perm = [1, 0]} : " + w + "[" + d + "," + i +
-                     "]\n" + "  %d = weight() {name = \"d\", perm = [1, 0]} : " + w + "[" + i +
-                     "," + d + "]\n" +
-                     "  %0 = gated_mlp(%x, %g, %u, %d) {activation = \"gelu_tanh\"} : f32[1,seq," +
-                     d + "]\n  return %0\n}\n";
+  std::string d = std::to_string(kHidden);
+  std::string text =
+      "graph @g(%x: f32[1,seq," + d + "]) {\n" + weightDecl("g", kHidden, kIntermediate, w) +
+      weightDecl("u", kHidden, kIntermediate, w) + weightDecl("d", kIntermediate, kHidden, w) +
+      "  %0 = gated_mlp(%x, %g, %u, %d) {activation = \"gelu_tanh\"} : f32[1,seq," + d +
+      "]\n  return %0\n}\n";
   KernelRun k(text, {{static_cast<int>(kHidden), rows, 1}}, {static_cast<int>(kHidden), rows, 1});
   for (auto _ : state)
     k.run();
