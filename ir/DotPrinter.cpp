@@ -17,11 +17,6 @@ std::string escape(const std::string& text) {
   return out;
 }
 
-bool isFused(OpKind kind) {
-  return kind == OpKind::RmsNorm || kind == OpKind::Rotary || kind == OpKind::Attention ||
-         kind == OpKind::GatedMlp;
-}
-
 } // namespace
 
 void printGraphAsDot(const Graph& graph, std::ostream& os) {
@@ -43,8 +38,8 @@ void printGraphAsDot(const Graph& graph, std::ostream& os) {
     std::string label = std::string(op->mnemonic()) + "\\n" + escape(op->result()->type.str());
     if (!op->loc.origin.empty())
       label += "\\n" + escape(op->loc.origin);
-    bool fused = isFused(op->kind);
-    bool leaf = op->kind == OpKind::Weight || op->kind == OpKind::Constant;
+    bool fused = opCategory(op->kind) == OpCategory::Fused;
+    bool leaf = opCategory(op->kind) == OpCategory::Leaf;
     os << "  " << id << " [shape=box, style=\""
        << (fused  ? "filled,bold"
            : leaf ? "filled"

@@ -4,10 +4,20 @@
 
 namespace gemma {
 
+namespace {
+
+// The trait names Ops.def's rows join with `|`.
+constexpr uint32_t None = 0;
+constexpr uint32_t InPlace = static_cast<uint32_t>(OpTrait::InPlace);
+constexpr uint32_t Commutative = static_cast<uint32_t>(OpTrait::Commutative);
+constexpr uint32_t NoKernel = static_cast<uint32_t>(OpTrait::NoKernel);
+
+} // namespace
+
 const std::vector<OpInfo>& allOps() {
   static const std::vector<OpInfo> table = {
-#define GEMMA_OP(kind, mnemonic, minOperands, maxOperands, results)                                \
-  {OpKind::kind, mnemonic, minOperands, maxOperands, results},
+#define GEMMA_OP(kind, mnemonic, minOperands, maxOperands, results, category, traits)              \
+  {OpKind::kind, mnemonic, minOperands, maxOperands, results, OpCategory::category, traits},
 #include "ir/Ops.def"
   };
   return table;

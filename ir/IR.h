@@ -73,8 +73,18 @@
 namespace gemma {
 
 enum class OpKind {
-#define GEMMA_OP(kind, mnemonic, minOperands, maxOperands, results) kind,
+#define GEMMA_OP(kind, mnemonic, minOperands, maxOperands, results, category, traits) kind,
 #include "ir/Ops.def"
+};
+
+// What kind of thing an op is (Ops.def's header says what each category holds).
+enum class OpCategory { Leaf, Elementwise, View, Reduction, Movement, Fused, Cache };
+
+// Facts about an op that passes and the backend query instead of keeping lists of kinds.
+enum class OpTrait : uint32_t {
+  InPlace = 1u << 0,     // may write its result over an operand of its shape nothing reads later
+  Commutative = 1u << 1, // its two operands may be swapped
+  NoKernel = 1u << 2,    // nothing to compute: data (leaves) or an operand's buffer (views)
 };
 
 struct OpInfo {
@@ -83,9 +93,19 @@ struct OpInfo {
   int minOperands;
   int maxOperands; // -1: variadic
   int numResults;
+  OpCategory category;
+  uint32_t traits; // OpTrait bits
+
+  bool has(OpTrait trait) const { return (traits & static_cast<uint32_t>(trait)) != 0; }
 };
 
 const OpInfo& opInfo(OpKind kind);
+inline OpCategory opCategory(OpKind kind) {
+  return opInfo(kind).category;
+}
+inline bool hasTrait(OpKind kind, OpTrait trait) {
+  return opInfo(kind).has(trait);
+}
 std::optional<OpKind> lookupOp(std::string_view mnemonic);
 const std::vector<OpInfo>& allOps();
 

@@ -35,8 +35,7 @@ void printMemoryPlanAsDot(const Graph& graph, std::ostream& os) {
     double h = std::max(height * static_cast<double>(*bytes) / arena, 0.5);
     double x = left + stepWidth * i + w / 2;
     double y = bottom + height * static_cast<double>(*offset) / arena + h / 2;
-    bool fused = op.kind == OpKind::RmsNorm || op.kind == OpKind::Rotary ||
-                 op.kind == OpKind::Attention || op.kind == OpKind::GatedMlp;
+    bool fused = opCategory(op.kind) == OpCategory::Fused;
     const char* color = fused ? "#ffb347" : op.kind == OpKind::MatMul ? "#7fb3ff" : "#c8c8c8";
     os << "  b" << i << " [" << position(x, y) << ", width=" << w / 72 << ", height=" << h / 72
        << ", fillcolor=\"" << color << "\", tooltip=\"%" << i << " " << op.mnemonic() << " "

@@ -45,6 +45,8 @@ bool isSplat(const Value* v, double expected) {
 }
 
 bool eitherOrder(const Op& op, const std::function<bool(Value*, Value*)>& match) {
+  GEMMA_INTERNAL_ASSERT(hasTrait(op.kind, OpTrait::Commutative),
+                        std::string(op.mnemonic()) + "'s operands cannot be swapped");
   return match(op.operands[0], op.operands[1]) || match(op.operands[1], op.operands[0]);
 }
 

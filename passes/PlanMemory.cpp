@@ -8,15 +8,18 @@
 ///     [1, --max-batch], seq in [1, --max-seq-len], past in [0, --max-seq-len - seq] (dims are
 ///     affine, so a vertex of that region attains the maximum). Any other symbol or a '?' dim
 ///     cannot be bounded: a located error.
-///  3. Views share their operand's buffer (reshape, squeeze, unsqueeze), and an elementwise op
-///     writes in place over an operand of its shape and element size that nothing reads later.
+///  3. Views share their operand's buffer (reshape, squeeze, unsqueeze), and an op with the
+///     InPlace trait (Ops.def: most elementwise ops) writes over an operand of its shape and
+///     element size that nothing reads later.
 ///  4. A buffer lives from its first write to its last read (graph outputs: to the end); the
-///     buffers are placed with planArena (MemoryPlanner.h), 64-byte aligned.
+///     buffers are placed with planArena (MemoryPlanner.h), GEMMA_BUFFER_ALIGNMENT (64) bytes
+///     aligned (runtime/gemma_model.h).
 ///  5. Each op records `arena_offset` and `arena_bytes`; the graph records `arena_bytes` (the
 ///     peak), `arena_lower_bound` (most bytes live at once), `weights_bytes`, and the bounds.
 
 #include "passes/MemoryPlanner.h"
 #include "passes/Pass.h"
+#include "runtime/gemma_model.h"
 
 #include <algorithm>
 #include <map>
@@ -59,12 +62,25 @@ int64_t bytesUpperBound(const Op& op, const TensorType& type, const PassOptions&
   return bytes;
 }
 
-bool isView(OpKind kind) {
-  return kind == OpKind::Reshape || kind == OpKind::Squeeze || kind == OpKind::Unsqueeze;
-}
+// Where an op's result lives: every kind's placement rule (a new op kind must get one).
+enum class Placement {
+  ReadOnlyData, // weights file or constant data: not in the arena
+  KVCache,      // a cache region that plan-kv-cache placed
+  View,         // its first operand's buffer, seen with other dims
+  Arena,        // a buffer of its own, or an operand's it overwrites (OpTrait::InPlace)
+};
 
-bool mayWriteInPlace(OpKind kind) {
+Placement placementOf(OpKind kind) {
   switch (kind) {
+  case OpKind::Constant:
+  case OpKind::Weight:
+    return Placement::ReadOnlyData;
+  case OpKind::KVCacheAppend:
+    return Placement::KVCache;
+  case OpKind::Reshape:
+  case OpKind::Squeeze:
+  case OpKind::Unsqueeze:
+    return Placement::View;
   case OpKind::Add:
   case OpKind::Sub:
   case OpKind::Mul:
@@ -83,11 +99,38 @@ bool mayWriteInPlace(OpKind kind) {
   case OpKind::Sin:
   case OpKind::Gelu:
   case OpKind::Cast:
+  case OpKind::Equal:
+  case OpKind::Less:
+  case OpKind::LessEqual:
+  case OpKind::Greater:
+  case OpKind::GreaterEqual:
+  case OpKind::And:
+  case OpKind::Or:
+  case OpKind::Xor:
   case OpKind::Not:
-    return true;
-  default:
-    return false;
+  case OpKind::IsNan:
+  case OpKind::Where:
+  case OpKind::MatMul:
+  case OpKind::ReduceMean:
+  case OpKind::ReduceSum:
+  case OpKind::ReduceMax:
+  case OpKind::Softmax:
+  case OpKind::CumSum:
+  case OpKind::ArgMax:
+  case OpKind::Gather:
+  case OpKind::Transpose:
+  case OpKind::Concat:
+  case OpKind::Slice:
+  case OpKind::Expand:
+  case OpKind::Range:
+  case OpKind::Shape:
+  case OpKind::RmsNorm:
+  case OpKind::Rotary:
+  case OpKind::Attention:
+  case OpKind::GatedMlp:
+    return Placement::Arena;
   }
+  throw InternalError("op kind out of range");
 }
 
 class PlanMemory : public Pass {
@@ -123,8 +166,8 @@ public:
       if (op.kind == OpKind::Weight && weightNames.insert(*op.attr<std::string>("name")).second)
         weightsBytes +=
             *op.result()->type.staticNumElements() * elementSize(op.result()->type.elementType);
-      if (op.kind == OpKind::Weight || op.kind == OpKind::Constant ||
-          op.kind == OpKind::KVCacheAppend)
+      Placement placement = placementOf(op.kind);
+      if (placement == Placement::ReadOnlyData || placement == Placement::KVCache)
         continue;
       const Value* result = op.result();
       int64_t bytes = bytesUpperBound(op, result->type, options_);
@@ -135,9 +178,9 @@ public:
         if (it == bufferOf.end())
           continue;
         int buffer = find(it->second);
-        bool view = isView(op.kind) && operand == op.operands[0];
+        bool view = placement == Placement::View && operand == op.operands[0];
         bool inPlace =
-            mayWriteInPlace(op.kind) && buffers[buffer].last == i &&
+            hasTrait(op.kind, OpTrait::InPlace) && buffers[buffer].last == i &&
             operand->type.dims == result->type.dims &&
             elementSize(operand->type.elementType) == elementSize(result->type.elementType);
         if (view || inPlace) {
@@ -164,14 +207,16 @@ public:
         requestOf[static_cast<int>(b)] = requests.size();
         requests.push_back(buffers[b]);
       }
-    ArenaPlan plan = planArena(requests, 64);
+    constexpr int64_t kAlignment = GEMMA_BUFFER_ALIGNMENT;
+    ArenaPlan plan = planArena(requests, kAlignment);
     for (Op* op : ops) {
       auto it = bufferOf.find(op->result());
       if (it == bufferOf.end())
         continue;
       size_t request = requestOf.at(find(it->second));
       op->attrs["arena_offset"] = plan.offsets[request];
-      op->attrs["arena_bytes"] = (requests[request].bytes + 63) / 64 * 64;
+      op->attrs["arena_bytes"] =
+          (requests[request].bytes + kAlignment - 1) / kAlignment * kAlignment;
     }
     graph.attrs["arena_bytes"] = plan.peak;
     graph.attrs["arena_lower_bound"] = plan.lowerBound;

@@ -28,8 +28,7 @@ KernelSet collectKernels(const Graph& graph) {
   KernelSet set;
   std::map<std::string, size_t> byKey;
   for (const auto& op : graph.ops) {
-    if (op->kind == OpKind::Constant || op->kind == OpKind::Weight || op->kind == OpKind::Reshape ||
-        op->kind == OpKind::Squeeze || op->kind == OpKind::Unsqueeze) {
+    if (hasTrait(op->kind, OpTrait::NoKernel)) {
       set.withoutKernel.push_back(op.get());
       continue;
     }

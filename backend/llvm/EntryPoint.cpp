@@ -1,5 +1,8 @@
 #include "backend/llvm/EntryPoint.h"
 
+#include "ir/ElementCodec.h"
+#include "ir/ModelRoles.h"
+
 #include <algorithm>
 #include <cstring>
 #include <llvm/IR/IRBuilder.h>
@@ -13,14 +16,16 @@
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/Target/TargetOptions.h>
+#include <type_traits>
 
 namespace gemma {
 
 namespace {
 
-bool isPastInput(const std::string& name) {
-  return name.rfind("past.", 0) == 0 || name.rfind("past_key_values.", 0) == 0;
-}
+// The signature gemma_model.h declares, as the emitter builds it below.
+static_assert(std::is_same_v<gemma_entry, int32_t(const uint8_t*, uint8_t*, uint8_t*, void* const*,
+                                                  void**, int64_t, int64_t, int64_t, int64_t)>,
+              "the entry point's LLVM signature below must follow gemma_entry");
 
 class EntryPointEmitter {
 public:
@@ -47,6 +52,11 @@ public:
     symbols_["past"] = &*args++;
     lastRows_ = &*args++;
     b_.SetInsertPoint(llvm::BasicBlock::Create(context_, "entry", fn_));
+    // The head's result: the output recorded as such, else (a graph without roles) output 0.
+    headOutput_ = graph_.outputs.front().value;
+    for (size_t i = 0; i < graph_.outputs.size(); ++i)
+      if (outputRole(graph_, i) == OutputRole::Head)
+        headOutput_ = graph_.outputs[i].value;
     for (size_t i = 0; i < graph_.inputs.size(); ++i)
       host_[graph_.inputs[i].get()] =
           b_.CreateLoad(i8p, b_.CreateConstGEP1_64(i8p, inputs_, i), graph_.inputs[i]->name);
@@ -54,8 +64,8 @@ public:
     // cache append (which never reads the past) and shape() (extents only) may use it.
     for (const auto& op : graph_.ops)
       for (const Value* operand : op->operands)
-        if (operand->isGraphInput() && isPastInput(operand->name) &&
-            op->kind != OpKind::KVCacheAppend && op->kind != OpKind::Shape)
+        if (isPastCacheInput(graph_, operand) && op->kind != OpKind::KVCacheAppend &&
+            op->kind != OpKind::Shape)
           throw UserError(op->loc, "'" + std::string(op->mnemonic()) + "' reads the past cache '" +
                                        operand->name +
                                        "', which plan-kv-cache did not place in the KV cache");
@@ -96,50 +106,13 @@ private:
       values = *op.attr<Floats>("value");
     std::vector<uint8_t> bytes(
         static_cast<size_t>(std::max<int64_t>(count, 1) * elementSize(type.elementType)));
-    for (int64_t i = 0; i < count; ++i) {
-      double v = values.size() == 1 ? values[0] : values[i];
-      uint8_t* at = bytes.data() + i * elementSize(type.elementType);
-      switch (type.elementType) {
-      case ElementType::F32: {
-        float f = static_cast<float>(v);
-        std::memcpy(at, &f, 4);
-        break;
-      }
-      case ElementType::BF16: {
-        float f = static_cast<float>(v);
-        uint32_t bits;
-        std::memcpy(&bits, &f, 4);
-        bits = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
-        uint16_t half = static_cast<uint16_t>(bits);
-        std::memcpy(at, &half, 2);
-        break;
-      }
-      case ElementType::F16: {
-        _Float16 h = static_cast<_Float16>(v);
-        std::memcpy(at, &h, 2);
-        break;
-      }
-      case ElementType::I64: {
-        int64_t x = static_cast<int64_t>(v);
-        std::memcpy(at, &x, 8);
-        break;
-      }
-      case ElementType::I32: {
-        int32_t x = static_cast<int32_t>(v);
-        std::memcpy(at, &x, 4);
-        break;
-      }
-      case ElementType::I8:
-        *at = static_cast<uint8_t>(static_cast<int8_t>(v));
-        break;
-      case ElementType::Bool:
-        *at = static_cast<uint8_t>(v != 0);
-      }
-    }
+    for (int64_t i = 0; i < count; ++i)
+      codec::encodeElement(type.elementType, values.size() == 1 ? values[0] : values[i],
+                           bytes.data() + i * elementSize(type.elementType));
     auto* data = llvm::ConstantDataArray::get(context_, llvm::ArrayRef<uint8_t>(bytes));
     auto* global = new llvm::GlobalVariable(*module_, data->getType(), true,
                                             llvm::GlobalValue::PrivateLinkage, data, "constant");
-    global->setAlignment(llvm::Align(64));
+    global->setAlignment(llvm::Align(GEMMA_BUFFER_ALIGNMENT));
     return b_.CreateBitCast(global, b_.getInt8PtrTy());
   }
 
@@ -210,9 +183,61 @@ private:
     case OpKind::KVCacheAppend:
       emitCacheAppend(op);
       return;
-    default:
-      break;
+    case OpKind::Add:
+    case OpKind::Sub:
+    case OpKind::Mul:
+    case OpKind::Div:
+    case OpKind::Pow:
+    case OpKind::Max:
+    case OpKind::Min:
+    case OpKind::Sqrt:
+    case OpKind::Rsqrt:
+    case OpKind::Reciprocal:
+    case OpKind::Neg:
+    case OpKind::Exp:
+    case OpKind::Tanh:
+    case OpKind::Erf:
+    case OpKind::Cos:
+    case OpKind::Sin:
+    case OpKind::Gelu:
+    case OpKind::Cast:
+    case OpKind::Equal:
+    case OpKind::Less:
+    case OpKind::LessEqual:
+    case OpKind::Greater:
+    case OpKind::GreaterEqual:
+    case OpKind::And:
+    case OpKind::Or:
+    case OpKind::Xor:
+    case OpKind::Not:
+    case OpKind::IsNan:
+    case OpKind::Where:
+    case OpKind::MatMul:
+    case OpKind::ReduceMean:
+    case OpKind::ReduceSum:
+    case OpKind::ReduceMax:
+    case OpKind::Softmax:
+    case OpKind::CumSum:
+    case OpKind::ArgMax:
+    case OpKind::Gather:
+    case OpKind::Transpose:
+    case OpKind::Concat:
+    case OpKind::Slice:
+    case OpKind::Expand:
+    case OpKind::Range:
+    case OpKind::Shape:
+    case OpKind::RmsNorm:
+    case OpKind::Rotary:
+    case OpKind::Attention:
+    case OpKind::GatedMlp:
+      emitKernelCall(op); // its result in the arena, where plan-memory placed it
+      return;
     }
+    throw InternalError("no emission rule for '" + std::string(op.mnemonic()) + "'");
+  }
+
+  void emitKernelCall(const Op& op) {
+    const Value* result = op.result();
     const int64_t* offset = op.attr<int64_t>("arena_offset");
     if (!offset)
       throw UserError(op.loc, "'" + std::string(op.mnemonic()) +
@@ -222,10 +247,10 @@ private:
     for (const Value* operand : op.operands)
       buffers.push_back(describe(operand, host_.at(operand)));
     buffers.push_back(describe(result, host_[result]));
-    if (result == graph_.outputs.front().value && result->type.rank() >= 2 &&
+    if (result == headOutput_ && result->type.rank() >= 2 &&
         result->type.dims[result->type.rank() - 2] == Dim::symbol("seq")) {
-      // The first output's kernel computes the rows the caller wants (last_rows; 0: all): the
-      // logits of the last token alone when generating.
+      // The head's kernel computes the rows the caller wants (last_rows; 0: all) of a
+      // [batch, seq, ...] result: the logits of the last token alone when generating.
       auto* i8p = b_.getInt8PtrTy();
       llvm::FunctionCallee keep = module_->getOrInsertFunction(
           "gemma_rt_keep_last_rows", b_.getVoidTy(), i8p, b_.getInt32Ty(), b_.getInt64Ty());
@@ -313,6 +338,7 @@ private:
   llvm::Value *weights_ = nullptr, *arena_ = nullptr, *kvCache_ = nullptr, *inputs_ = nullptr,
               *outputs_ = nullptr, *lastRows_ = nullptr;
   std::map<std::string, llvm::Value*> symbols_;
+  const Value* headOutput_ = nullptr;
   std::map<const Value*, llvm::Value*> host_;
   std::map<const Value*, std::vector<int64_t>> capacity_; // values inside a KV-cache region
   std::vector<std::unique_ptr<Value>> destinations_;      // the new rows' places in the regions

@@ -4,12 +4,15 @@
 // calls the op's kernel. Nothing walks a graph at run time.
 //
 //   int32_t NAME(const uint8_t* weights, uint8_t* arena, uint8_t* kv_cache, void* const* inputs,
-//                void** outputs, int64_t batch, int64_t seq, int64_t past);
+//                void** outputs, int64_t batch, int64_t seq, int64_t past, int64_t last_rows);
 //
-// inputs[i] is graph input i's data (dense, row-major; a past cache that plan-kv-cache placed in
-// kv_cache is not read from there); outputs[i] receives output i's address (in the arena, or a
-// cache region [max_batch,K,max_seq_len,H] for a present cache). A kv_cache_append writes only
-// the new rows into its region, which keeps the past rows from earlier calls. Returns 0, or the
+// (runtime/gemma_model.h's gemma_entry, model ABI 2; EntryPoint.cpp checks its signature against
+// that type.) inputs[i] is graph input i's data (dense, row-major; an input whose recorded role is
+// a past cache lives in kv_cache and is not read from there); outputs[i] receives output i's
+// address (in the arena, or a cache region [max_batch,K,max_seq_len,H] for a present cache). A
+// kv_cache_append writes only the new rows into its region, which keeps the past rows from
+// earlier calls. last_rows > 0 computes only the last last_rows rows of a [batch, seq, ...] head
+// output (the logits of the last token when generating); 0 computes them all. Returns 0, or the
 // first kernel's non-zero Halide error code.
 #pragma once
 

@@ -51,6 +51,29 @@ TEST(ElementTypes, NamesRoundTrip) {
   EXPECT_EQ(parseElementType("f64"), std::nullopt);
 }
 
+// The traits agree with the categories and operand counts that make them meaningful.
+TEST(OpTable, TraitsAgreeWithCategories) {
+  for (const OpInfo& info : allOps()) {
+    bool dataOrView = info.category == OpCategory::Leaf || info.category == OpCategory::View;
+    EXPECT_EQ(info.has(OpTrait::NoKernel), dataOrView) << info.mnemonic;
+    if (info.has(OpTrait::Commutative)) {
+      EXPECT_TRUE(info.minOperands == 2 && info.maxOperands == 2) << info.mnemonic;
+    }
+    if (info.has(OpTrait::InPlace)) {
+      EXPECT_EQ(info.category, OpCategory::Elementwise) << info.mnemonic;
+    }
+    if (info.category == OpCategory::Leaf) {
+      EXPECT_EQ(info.maxOperands, 0) << info.mnemonic;
+    }
+  }
+  EXPECT_EQ(opCategory(OpKind::RmsNorm), OpCategory::Fused);
+  EXPECT_EQ(opCategory(OpKind::KVCacheAppend), OpCategory::Cache);
+  EXPECT_TRUE(hasTrait(OpKind::Add, OpTrait::Commutative));
+  EXPECT_FALSE(hasTrait(OpKind::Sub, OpTrait::Commutative));
+  EXPECT_TRUE(hasTrait(OpKind::Reshape, OpTrait::NoKernel));
+  EXPECT_FALSE(hasTrait(OpKind::Where, OpTrait::InPlace)); // its result may be wider than cond
+}
+
 TEST(OpTable, MnemonicsAreUniqueAndLookUp) {
   std::set<std::string_view> seen;
   for (const OpInfo& info : allOps()) {

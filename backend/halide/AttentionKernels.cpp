@@ -1,0 +1,114 @@
+// attention (scores, softmax and the weighted values in one kernel) and softmax on its own.
+#include "backend/halide/KernelBuilders.h"
+
+#include <limits>
+
+namespace gemma::kernels {
+
+using namespace Halide;
+
+// Attention for one (batch, head, query) row at a time: scores over the cache, softmax, and the
+// weighted sum of values; query head n reads kv head n / (N/K).
+Kernel attention(const Op& op, TargetKind target) {
+  Kernel k;
+  k.name = "attention";
+  ImageParam q = operandParam(op, 0, "q"), key = operandParam(op, 1, "k"),
+             value = operandParam(op, 2, "v");
+  k.inputs = {q, key, value};
+  Var h("h"), t("t"), s("s"), n("n"), b("b");
+  int groups = static_cast<int>(*op.attr<int64_t>("num_heads") / *op.attr<int64_t>("num_kv_heads"));
+  Expr headDim = q.dim(0).extent(), total = key.dim(1).extent(), seq = q.dim(1).extent();
+  RDom rh(0, headDim);
+  Func scores("scores");
+  // Scores are computed in whole vectors past the last key (RoundUp below): reads clamp to it.
+  Expr tc = clamp(t, 0, total - 1);
+  // The dot products in a Func of their own: an inline reduction under the window's select gets
+  // its bounds from the select's condition in Halide 14, and writes out of them.
+  Func dots("dots");
+  dots(t, s, n, b) = 0.0f;
+  dots(t, s, n, b) += toF32(q(rh, s, n, b)) * toF32(key(rh, tc, n / groups, b));
+  Expr score = dots(t, s, n, b) * static_cast<float>(*op.attr<double>("scale"));
+  const double* softcap = op.attr<double>("softcap");
+  if (softcap && *softcap > 0)
+    score = vectorTanh(score / static_cast<float>(*softcap)) * static_cast<float>(*softcap);
+  if (op.operands.size() == 4) {
+    ImageParam bias = operandParam(op, 3, "bias");
+    k.inputs.push_back(bias);
+    score += toF32(broadcastRead(bias, {tc, s, n, b}));
+  }
+  const int64_t* window = op.attr<int64_t>("window");
+  if (window && *window > 0)
+    score = select((total - seq + s) - t >= static_cast<int>(*window),
+                   std::numeric_limits<float>::lowest(), score);
+  scores(t, s, n, b) = score;
+  RDom rt(0, total);
+  Func rowMax("row_max"), weights("weights"), rowSum("row_sum");
+  rowMax(s, n, b) = maximum(scores(rt, s, n, b));
+  weights(t, s, n, b) = exp(scores(t, s, n, b) - rowMax(s, n, b));
+  rowSum(s, n, b) = sum(weights(rt, s, n, b));
+  Func context("context");
+  const bool* nanWeightsToZero = op.attr<bool>("nan_weights_to_zero");
+  if (nanWeightsToZero && *nanWeightsToZero) {
+    // The guard of torch's SDPA export: a row masked everywhere (its largest score -inf) has NaN
+    // weights, which become 0. Tested on the bits: Halide's float math assumes no NaNs or infs.
+    Expr maskedEverywhere = reinterpret<uint32_t>(rowMax(s, n, b)) == Expr(0xff800000u);
+    context(h, s, n, b) =
+        select(maskedEverywhere, 0.0f,
+               sum(weights(rt, s, n, b) * toF32(value(h, rt, n / groups, b))) / rowSum(s, n, b));
+  } else {
+    context(h, s, n, b) =
+        sum(weights(rt, s, n, b) * toF32(value(h, rt, n / groups, b))) / rowSum(s, n, b);
+  }
+  k.output = Func("out");
+  k.output(h, s, n, b) = cast(halideType(op.result()->type.elementType), context(h, s, n, b));
+  int lanes = vectorLanes(target);
+  k.output.vectorize(h, lanes, TailStrategy::GuardWithIf).parallel(b).parallel(n);
+  // Each row of scores in whole vectors: RoundUp pads the row buffers (the key reads clamp).
+  for (Func f : {scores, weights})
+    f.compute_at(k.output, s).vectorize(t, lanes, TailStrategy::RoundUp);
+  // The query-key dot products along the head dim, which is contiguous in both (vectorized across
+  // keys, each lane would gather a key's element a head dim apart): lane partial sums for
+  // kKeyTile keys at a time, in registers, summed across the lanes at the end.
+  constexpr int kKeyTile = 4;
+  RVar outer("h_outer"), inner("h_inner");
+  Var lane("lane"), tile("key_tile"), key_("key");
+  dots.update().split(rh.x, outer, inner, lanes, TailStrategy::GuardWithIf);
+  Func partial = dots.update().rfactor(inner, lane);
+  dots.compute_at(k.output, s).bound_extent(t, (total + lanes - 1) / lanes * lanes);
+  partial.compute_at(k.output, s).reorder_storage(lane, t, s, n, b).vectorize(lane);
+  partial.update()
+      .split(t, tile, key_, kKeyTile, TailStrategy::GuardWithIf)
+      .reorder(lane, key_, outer, tile)
+      .vectorize(lane)
+      .unroll(key_);
+  for (Func f : {rowMax, rowSum})
+    f.compute_at(k.output, s);
+  return k;
+}
+
+// softmax over the innermost axis.
+Kernel softmax(const Op& op, TargetKind target) {
+  Kernel k;
+  k.name = "softmax";
+  ImageParam x = operandParam(op, 0, "x");
+  k.inputs = {x};
+  std::vector<Var> v = vars(op.result()->type.rank());
+  std::vector<Var> rows(v.begin() + 1, v.end());
+  RDom r(0, x.dim(0).extent());
+  std::vector<Expr> at = {r.x};
+  at.insert(at.end(), rows.begin(), rows.end());
+  Func rowMax("row_max"), rowSum("row_sum");
+  rowMax(rows) = maximum(toF32(x(at)));
+  rowSum(rows) = sum(exp(toF32(x(at)) - rowMax(rows)));
+  k.output = Func("out");
+  k.output(v) = cast(halideType(op.result()->type.elementType),
+                     exp(toF32(x(exprs(v))) - rowMax(rows)) / rowSum(rows));
+  scheduleElementwise(k.output, v, target);
+  if (!rows.empty()) {
+    rowMax.compute_at(k.output, rows[0]);
+    rowSum.compute_at(k.output, rows[0]);
+  }
+  return k;
+}
+
+} // namespace gemma::kernels
