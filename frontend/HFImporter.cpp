@@ -2,6 +2,7 @@
 
 #include "ir/Builder.h"
 #include "ir/Interpreter.h"
+#include "ir/ModelRoles.h"
 #include "ir/Rotary.h"
 #include "ir/Verifier.h"
 
@@ -134,6 +135,12 @@ public:
       graph_.addOutput(presents[i].first, "present." + std::to_string(i) + ".key");
       graph_.addOutput(presents[i].second, "present." + std::to_string(i) + ".value");
     }
+    // The signature above: ids, mask, positions, then the past caches; the head, then presents.
+    std::vector<InputRole> inputs = {InputRole::Ids, InputRole::Mask, InputRole::Positions};
+    inputs.resize(graph_.inputs.size(), InputRole::Past);
+    std::vector<OutputRole> outputs(graph_.outputs.size(), OutputRole::Present);
+    outputs.front() = OutputRole::Head;
+    recordRoles(graph_, inputs, outputs);
   }
 
 private:

@@ -12,25 +12,12 @@
 // their checkpoint tensor names; ops carry the HF module path they implement as their location.
 #pragma once
 
-#include "frontend/GemmaConfig.h"
-#include "frontend/Safetensors.h"
-#include "ir/IR.h"
+#include "frontend/ImportedModel.h"
 
-#include <memory>
 #include <optional>
 #include <string>
 
 namespace gemma {
-
-struct ImportedModel {
-  GemmaConfig config;
-  Head head;
-  ElementType activationType;
-  std::string weightPrefix;                // "model." or "" (a bare GemmaModel checkpoint)
-  std::vector<std::string> ignoredTensors; // tensors of other heads, present but unused
-  WeightStore weights;
-  std::unique_ptr<Graph> graph;
-};
 
 // Reads FOLDER/config.json and its safetensors, checks every tensor the head needs (present, right
 // shape, float dtype) and that nothing unknown is there, and builds the graph. `head` overrides the

@@ -1,0 +1,30 @@
+// What a frontend hands the rest of the compiler: the model's graph of primitive ops, its
+// configuration and head, and where its weights' bytes are. importModel picks the frontend.
+#pragma once
+
+#include "formats/GemmaConfig.h"
+#include "formats/Safetensors.h"
+#include "ir/IR.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gemma {
+
+struct ImportedModel {
+  GemmaConfig config;
+  Head head;
+  ElementType activationType;
+  std::string weightPrefix;                // "model." or "" (a bare GemmaModel checkpoint)
+  std::vector<std::string> ignoredTensors; // tensors of other heads, present but unused
+  WeightStore weights;
+  std::unique_ptr<Graph> graph;
+};
+
+// A checkpoint folder (config.json + safetensors: HFImporter.h) or an ONNX model (a .onnx file,
+// or a folder holding model.onnx and no safetensors: OnnxImporter.h).
+ImportedModel importModel(const std::string& path, std::optional<Head> head = {});
+
+} // namespace gemma
