@@ -1,8 +1,9 @@
 #include "backend/WeightsFile.h"
 
+#include "ir/ElementCodec.h"
 #include "ir/Printer.h"
+#include "runtime/gemma_model.h"
 
-#include <Halide.h>
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -15,20 +16,7 @@ namespace gemma {
 
 namespace {
 
-constexpr const char* kFormat = "gemmac-weights/1";
-
-const char* dtypeName(ElementType type) {
-  switch (type) {
-  case ElementType::F32:
-    return "F32";
-  case ElementType::BF16:
-    return "BF16";
-  case ElementType::F16:
-    return "F16";
-  default:
-    return nullptr;
-  }
-}
+constexpr const char* kFormat = GEMMA_WEIGHTS_FORMAT;
 
 // The weight ops, in first-use order, one per tensor name.
 std::vector<const Op*> distinctWeights(const Graph& graph) {
@@ -40,10 +28,9 @@ std::vector<const Op*> distinctWeights(const Graph& graph) {
   return weights;
 }
 
-// f32 to bf16 or f16, rounding to nearest even as Halide's types do (narrow-weights' tensors).
+// f32 to bf16 or f16, rounding to nearest even (narrow-weights' tensors).
 uint16_t narrowed(float value, ElementType type) {
-  return type == ElementType::F16 ? Halide::float16_t(value).to_bits()
-                                  : Halide::bfloat16_t(value).to_bits();
+  return type == ElementType::F16 ? codec::doubleToF16Bits(value) : codec::floatToBf16Bits(value);
 }
 
 void writeNarrowed(std::ofstream& file, const TensorView& view, ElementType type) {
@@ -86,7 +73,7 @@ int64_t writeWeightsFile(const Graph& graph, const WeightStore& weights, const s
   for (const Op* op : distinctWeights(graph)) {
     const std::string& name = *op->attr<std::string>("name");
     const TensorView* view = weights.find(name);
-    if (!view || !dtypeName(view->elementType))
+    if (!view || !safetensorsDtypeName(view->elementType))
       throw UserError(Location::named(name), "weight is not in the checkpoint as a float tensor");
     // The graph's type: the checkpoint's, or narrower (narrow-weights converts f32 here).
     ElementType stored = op->result()->type.elementType;
@@ -94,11 +81,11 @@ int64_t writeWeightsFile(const Graph& graph, const WeightStore& weights, const s
     if (narrowing && !(view->elementType == ElementType::F32 &&
                        (stored == ElementType::BF16 || stored == ElementType::F16)))
       throw UserError(Location::named(name), std::string("weight is ") +
-                                                 dtypeName(view->elementType) +
+                                                 safetensorsDtypeName(view->elementType) +
                                                  " in the checkpoint and cannot be stored as " +
                                                  std::string(elementTypeName(stored)));
     uint64_t bytes = narrowing ? view->bytes / 2 : view->bytes;
-    header[name] = {{"dtype", dtypeName(stored)},
+    header[name] = {{"dtype", safetensorsDtypeName(stored)},
                     {"shape", view->shape},
                     {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;

@@ -2,6 +2,8 @@
 // generation loop. Errors never escape as exceptions: each entry point catches and records them.
 #include "runtime/Session.h"
 
+#include "ir/ElementCodec.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -28,8 +30,10 @@ template <typename T, typename Body> T guarded(gemma_session* session, T failed,
 
 uint8_t* allocateZeroed(int64_t bytes, const char* what) {
   // 64-byte aligned (a vector's width), at least one line so an empty plan is still an address.
-  size_t size = (static_cast<size_t>(std::max<int64_t>(bytes, 1)) + 63) / 64 * 64;
-  void* memory = aligned_alloc(64, size);
+  constexpr size_t kAlignment = GEMMA_BUFFER_ALIGNMENT;
+  size_t size =
+      (static_cast<size_t>(std::max<int64_t>(bytes, 1)) + kAlignment - 1) / kAlignment * kAlignment;
+  void* memory = aligned_alloc(kAlignment, size);
   if (!memory)
     throw std::runtime_error(std::string("cannot allocate the ") + what + " (" +
                              std::to_string(bytes) + " bytes)");
@@ -97,14 +101,12 @@ void forward(gemma_session* s, int64_t batch, int64_t seq, int64_t past, const i
   s->rows.resize(count);
   if (m.output_type == GEMMA_OUTPUT_BF16) {
     const auto* half = static_cast<const uint16_t*>(outputs[0]);
-    for (size_t i = 0; i < count; ++i) {
-      uint32_t bits = static_cast<uint32_t>(half[i]) << 16;
-      std::memcpy(&s->rows[i], &bits, 4);
-    }
-  } else if (m.output_type == GEMMA_OUTPUT_F16) {
-    const auto* half = static_cast<const _Float16*>(outputs[0]);
     for (size_t i = 0; i < count; ++i)
-      s->rows[i] = static_cast<float>(half[i]);
+      s->rows[i] = gemma::codec::bf16BitsToFloat(half[i]);
+  } else if (m.output_type == GEMMA_OUTPUT_F16) {
+    const auto* half = static_cast<const uint16_t*>(outputs[0]);
+    for (size_t i = 0; i < count; ++i)
+      s->rows[i] = gemma::codec::f16BitsToFloat(half[i]);
   } else {
     std::memcpy(s->rows.data(), outputs[0], count * sizeof(float));
   }

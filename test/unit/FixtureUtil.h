@@ -2,6 +2,7 @@
 // hold tensors as the compiled program does, in raw bytes.
 #pragma once
 
+#include "ir/ElementCodec.h"
 #include "ir/Interpreter.h"
 
 #include <cstring>
@@ -40,90 +41,14 @@ inline std::vector<Tensor> fixtureBatch(const nlohmann::json& reference) {
 
 // A tensor's elements in its element type's bytes (row-major), and back.
 inline void encodeTensor(const Tensor& t, uint8_t* out) {
-  for (size_t i = 0; i < t.data.size(); ++i) {
-    double v = t.data[i];
-    switch (t.elementType) {
-    case ElementType::F32: {
-      float f = static_cast<float>(v);
-      std::memcpy(out + 4 * i, &f, 4);
-      break;
-    }
-    case ElementType::BF16: {
-      float f = static_cast<float>(v);
-      uint32_t bits;
-      std::memcpy(&bits, &f, 4);
-      uint16_t half = static_cast<uint16_t>(bits >> 16); // already a bf16 value: exact
-      std::memcpy(out + 2 * i, &half, 2);
-      break;
-    }
-    case ElementType::F16: {
-      _Float16 h = static_cast<_Float16>(v);
-      std::memcpy(out + 2 * i, &h, 2);
-      break;
-    }
-    case ElementType::I64: {
-      int64_t x = static_cast<int64_t>(v);
-      std::memcpy(out + 8 * i, &x, 8);
-      break;
-    }
-    case ElementType::I32: {
-      int32_t x = static_cast<int32_t>(v);
-      std::memcpy(out + 4 * i, &x, 4);
-      break;
-    }
-    case ElementType::I8:
-    case ElementType::Bool:
-      out[i] = static_cast<uint8_t>(static_cast<int8_t>(v));
-      break;
-    }
-  }
+  int64_t width = elementSize(t.elementType);
+  for (size_t i = 0; i < t.data.size(); ++i)
+    codec::encodeElement(t.elementType, t.data[i], out + static_cast<int64_t>(i) * width);
 }
 
 inline Tensor decodeTensor(const uint8_t* in, ElementType type, const std::vector<int64_t>& shape) {
   Tensor t = Tensor::zeros(type, shape);
-  for (size_t i = 0; i < t.data.size(); ++i) {
-    switch (type) {
-    case ElementType::F32: {
-      float f;
-      std::memcpy(&f, in + 4 * i, 4);
-      t.data[i] = f;
-      break;
-    }
-    case ElementType::BF16: {
-      uint16_t half;
-      std::memcpy(&half, in + 2 * i, 2);
-      uint32_t bits = static_cast<uint32_t>(half) << 16;
-      float f;
-      std::memcpy(&f, &bits, 4);
-      t.data[i] = f;
-      break;
-    }
-    case ElementType::F16: {
-      _Float16 h;
-      std::memcpy(&h, in + 2 * i, 2);
-      t.data[i] = static_cast<double>(h);
-      break;
-    }
-    case ElementType::I64: {
-      int64_t x;
-      std::memcpy(&x, in + 8 * i, 8);
-      t.data[i] = static_cast<double>(x);
-      break;
-    }
-    case ElementType::I32: {
-      int32_t x;
-      std::memcpy(&x, in + 4 * i, 4);
-      t.data[i] = x;
-      break;
-    }
-    case ElementType::I8:
-      t.data[i] = static_cast<int8_t>(in[i]);
-      break;
-    case ElementType::Bool:
-      t.data[i] = in[i] != 0;
-      break;
-    }
-  }
+  t.data = codec::decodeElements(type, in, t.data.size() * static_cast<size_t>(elementSize(type)));
   return t;
 }
 

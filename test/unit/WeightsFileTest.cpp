@@ -4,12 +4,15 @@
 
 #include "TestUtil.h"
 #include "frontend/HFImporter.h"
+#include "ir/ElementCodec.h"
 #include "passes/Pass.h"
 
 #include <Halide.h>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 namespace gemma {
 namespace {
@@ -23,6 +26,64 @@ ImportedModel compiled(const std::string& fixture, std::optional<ElementType> we
   passes.addPlanningPipeline();
   passes.run(*model.graph);
   return model;
+}
+
+// The one codec rounds as Halide's bfloat16_t and float16_t do (the kernels' types), ties, the
+// largest values, subnormals, infinities and NaNs included, and reads back what it wrote.
+TEST(ElementCodec, RoundsAsHalidesTypesAndRoundTrips) {
+  std::vector<float> values = {0.0f,
+                               -0.0f,
+                               1.0f,
+                               -1.5f,
+                               3.14159265f,
+                               1e-3f,
+                               65504.0f,
+                               65520.0f,
+                               1e-8f,
+                               6e-5f,
+                               3.3895313892515355e38f,
+                               std::numeric_limits<float>::max(),
+                               std::numeric_limits<float>::denorm_min(),
+                               std::numeric_limits<float>::infinity(),
+                               -std::numeric_limits<float>::infinity()};
+  for (uint32_t bits : {0x3f808000u, 0x3f818000u, 0x3f80ffffu, 0x00008000u, 0x7f7f8000u}) {
+    float tie; // bf16 ties (round to even) and near-ties
+    std::memcpy(&tie, &bits, 4);
+    values.push_back(tie);
+  }
+  for (int i = 0; i < 2000; ++i)
+    values.push_back(std::ldexp(std::sin(i * 12.9898f) * 1.7f, (i % 60) - 30));
+  for (float value : values) {
+    EXPECT_EQ(codec::floatToBf16Bits(value), Halide::bfloat16_t(value).to_bits()) << value;
+    EXPECT_EQ(codec::doubleToF16Bits(value), Halide::float16_t(value).to_bits()) << value;
+    EXPECT_EQ(codec::bf16BitsToFloat(codec::floatToBf16Bits(value)),
+              static_cast<float>(Halide::bfloat16_t(value)))
+        << value;
+    EXPECT_EQ(codec::f16BitsToFloat(codec::doubleToF16Bits(value)),
+              static_cast<float>(Halide::float16_t(value)))
+        << value;
+  }
+  float nan = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_TRUE(std::isnan(codec::bf16BitsToFloat(codec::floatToBf16Bits(nan))));
+  uint32_t signalingBits = 0x7f800001u; // a NaN whose payload is below bf16's bits: still a NaN
+  float signaling;
+  std::memcpy(&signaling, &signalingBits, 4);
+  EXPECT_TRUE(std::isnan(codec::bf16BitsToFloat(codec::floatToBf16Bits(signaling))));
+  // Integers and bool, exactly, through their bytes.
+  uint8_t bytes[8];
+  for (ElementType type : {ElementType::I64, ElementType::I32, ElementType::I8, ElementType::Bool})
+    for (double value : {0.0, 1.0, -1.0, 100.0, -128.0}) {
+      if (type == ElementType::Bool && value != 0.0 && value != 1.0)
+        continue;
+      codec::encodeElement(type, value, bytes);
+      EXPECT_EQ(codec::decodeElement(type, bytes), value) << elementTypeName(type);
+      EXPECT_EQ(codec::decodeInteger(type, bytes), static_cast<int64_t>(value));
+    }
+  int64_t toTheEnd = std::numeric_limits<int64_t>::max(); // Slice's "to the end": exact
+  std::memcpy(bytes, &toTheEnd, 8);
+  EXPECT_EQ(codec::decodeInteger(ElementType::I64, bytes), toTheEnd);
+  for (ElementType type : {ElementType::F32, ElementType::BF16, ElementType::F16})
+    EXPECT_EQ(codec::storageBytes(type, 10), 10 * elementSize(type));
 }
 
 TEST(WeightsFile, RoundTripsForItsModelOnly) {
