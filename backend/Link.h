@@ -4,7 +4,7 @@
 #pragma once
 
 #include "backend/halide/KernelSet.h"
-#include "frontend/GemmaConfig.h"
+#include "formats/GemmaConfig.h"
 #include "ir/IR.h"
 
 #include <optional>

@@ -3,7 +3,7 @@
 // is not its own (another model's, or a truncated one).
 #pragma once
 
-#include "frontend/Safetensors.h"
+#include "formats/Safetensors.h"
 #include "ir/IR.h"
 
 #include <cstdint>

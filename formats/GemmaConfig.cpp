@@ -1,4 +1,4 @@
-#include "frontend/GemmaConfig.h"
+#include "formats/GemmaConfig.h"
 
 #include "ir/Diagnostics.h"
 

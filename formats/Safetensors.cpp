@@ -1,6 +1,7 @@
-#include "frontend/Safetensors.h"
+#include "formats/Safetensors.h"
 
 #include "ir/Diagnostics.h"
+#include "ir/ElementCodec.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -28,13 +29,14 @@ constexpr uint64_t kMaxHeaderBytes = 100'000'000;
   throw UserError(Location::named(file), message);
 }
 
+// The dtypes read and written, with their names in a safetensors header.
+constexpr std::pair<ElementType, const char*> kDtypes[] = {
+    {ElementType::F32, "F32"}, {ElementType::BF16, "BF16"}, {ElementType::F16, "F16"}};
+
 std::optional<ElementType> parseDtype(const std::string& dtype) {
-  if (dtype == "F32")
-    return ElementType::F32;
-  if (dtype == "BF16")
-    return ElementType::BF16;
-  if (dtype == "F16")
-    return ElementType::F16;
+  for (const auto& [type, name] : kDtypes)
+    if (dtype == name)
+      return type;
   return std::nullopt;
 }
 
@@ -257,35 +259,17 @@ Tensor WeightStore::load(const std::string& name) const {
   return toTensor(*view);
 }
 
+const char* safetensorsDtypeName(ElementType type) {
+  for (const auto& [known, name] : kDtypes)
+    if (known == type)
+      return name;
+  return nullptr;
+}
+
 Tensor toTensor(const TensorView& view) {
+  GEMMA_INTERNAL_ASSERT(isFloat(view.elementType), "safetensors views hold float types only");
   Tensor tensor = Tensor::zeros(view.elementType, view.shape);
-  size_t size = static_cast<size_t>(elementSize(view.elementType));
-  for (size_t i = 0; i < tensor.data.size(); ++i) {
-    const uint8_t* p = view.data + i * size;
-    switch (view.elementType) {
-    case ElementType::F32: {
-      float v;
-      std::memcpy(&v, p, 4);
-      tensor.data[i] = v;
-      break;
-    }
-    case ElementType::BF16: {
-      uint32_t bits = static_cast<uint32_t>(p[0] | (p[1] << 8)) << 16;
-      float v;
-      std::memcpy(&v, &bits, 4);
-      tensor.data[i] = v;
-      break;
-    }
-    case ElementType::F16: {
-      _Float16 v;
-      std::memcpy(&v, p, 2);
-      tensor.data[i] = static_cast<double>(v);
-      break;
-    }
-    default:
-      GEMMA_INTERNAL_ASSERT(false, "safetensors views hold float types only");
-    }
-  }
+  tensor.data = codec::decodeElements(view.elementType, view.data, view.bytes);
   return tensor;
 }
 

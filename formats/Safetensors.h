@@ -1,7 +1,7 @@
 // safetensors checkpoints: one file or a sharded set (model.safetensors.index.json), mmap'd
-// read-only and validated before any tensor is handed out: header length within the file, valid
-// JSON, known dtype, shape x dtype size == byte range, ranges inside the data section and not
-// overlapping. Every error names the file and, where there is one, the tensor.
+// read-only by the compiler and validated before any tensor is handed out: header length within the
+// file, valid JSON, known dtype, shape x dtype size == byte range, ranges inside the data section
+// and not overlapping. Every error names the file and, where there is one, the tensor.
 #pragma once
 
 #include "ir/Interpreter.h"
@@ -76,6 +76,10 @@ private:
   std::vector<std::string> files_;
   std::map<std::string, const TensorView*> index_;
 };
+
+// The header's dtype name of an element type safetensors files hold here (F32, BF16, F16), else
+// null.
+const char* safetensorsDtypeName(ElementType type);
 
 // Widens a view's elements (f32, bf16, f16) to an interpreter tensor.
 Tensor toTensor(const TensorView& view);

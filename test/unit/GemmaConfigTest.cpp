@@ -1,6 +1,6 @@
 // config.json as the pinned transformers reads it: where rope_theta lives, how the activation is
 // chosen, token ids, labels, and refusals.
-#include "frontend/GemmaConfig.h"
+#include "formats/GemmaConfig.h"
 
 #include "TestUtil.h"
 
