@@ -18,6 +18,17 @@ Value* Builder::create(OpKind kind, std::vector<Value*> operands,
   return graph_.insertBefore(insertPoint_, std::move(op))->result();
 }
 
+Value* Builder::tryCreate(OpKind kind, std::vector<Value*> operands,
+                          std::map<std::string, Attribute> attrs,
+                          std::optional<TensorType> declared) {
+  // The shape rules report a broken rule as a UserError; the op is inserted only once they pass.
+  try {
+    return create(kind, std::move(operands), std::move(attrs), std::move(declared));
+  } catch (const UserError&) {
+    return nullptr;
+  }
+}
+
 Value* Builder::constant(ElementType type, const std::vector<int64_t>& dims, Attribute values) {
   return create(OpKind::Constant, {}, {{"value", std::move(values)}}, tensorType(type, dims));
 }

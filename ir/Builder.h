@@ -23,6 +23,12 @@ public:
   Value* create(OpKind kind, std::vector<Value*> operands,
                 std::map<std::string, Attribute> attrs = {},
                 std::optional<TensorType> declared = std::nullopt);
+  // The same for operands that may not make a valid op: a pass whose pattern matched values
+  // that do not fit together (mismatched heads or dims) gets null, and nothing is inserted, where
+  // create would report the user's mistake.
+  Value* tryCreate(OpKind kind, std::vector<Value*> operands,
+                   std::map<std::string, Attribute> attrs = {},
+                   std::optional<TensorType> declared = std::nullopt);
 
   Value* constant(ElementType type, const std::vector<int64_t>& dims, Attribute values);
   Value* scalar(ElementType type, double value);

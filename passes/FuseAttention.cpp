@@ -229,23 +229,22 @@ public:
       std::vector<Value*> operands = {m->q, m->k, m->v};
       if (m->bias)
         operands.push_back(m->bias);
-      try {
-        std::map<std::string, Attribute> attrs = {{"num_heads", q[1].staticValue()},
-                                                  {"num_kv_heads", k[1].staticValue()},
-                                                  {"head_dim", q[3].staticValue()},
-                                                  {"scale", m->scale}};
-        if (m->nanWeightsToZero)
-          attrs.emplace("nan_weights_to_zero", true);
-        Value* fused = b.create(OpKind::Attention, operands, attrs);
-        if (fused->type != (*it)->result()->type) {
-          graph.ops.erase(std::prev(it)); // the op just built before the root: not a match
-          continue;
-        }
-        graph.replaceAllUsesWith((*it)->result(), fused);
-        changed = true;
-      } catch (const UserError&) {
-        // The pieces do not make a valid attention (mismatched heads or dims): leave it.
+      std::map<std::string, Attribute> attrs = {{"num_heads", q[1].staticValue()},
+                                                {"num_kv_heads", k[1].staticValue()},
+                                                {"head_dim", q[3].staticValue()},
+                                                {"scale", m->scale}};
+      if (m->nanWeightsToZero)
+        attrs.emplace("nan_weights_to_zero", true);
+      // Null where the pieces do not make a valid attention (mismatched heads or dims).
+      Value* fused = b.tryCreate(OpKind::Attention, operands, attrs);
+      if (!fused)
+        continue;
+      if (fused->type != (*it)->result()->type) {
+        graph.ops.erase(std::prev(it)); // the op just built before the root: not a match
+        continue;
       }
+      graph.replaceAllUsesWith((*it)->result(), fused);
+      changed = true;
     }
     if (changed)
       removeDeadOps(graph);

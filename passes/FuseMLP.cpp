@@ -168,13 +168,11 @@ public:
       Builder b(graph);
       b.setInsertPoint(it);
       b.setLocation(fusedLocation(ops));
-      try {
-        Value* fused = b.create(OpKind::GatedMlp, {x, gate, up, root.operands[1]},
-                                {{"activation", activation}});
+      // Null for mismatched dims or types: the primitive ops stay.
+      if (Value* fused = b.tryCreate(OpKind::GatedMlp, {x, gate, up, root.operands[1]},
+                                     {{"activation", activation}})) {
         graph.replaceAllUsesWith(root.result(), fused);
         changed = true;
-      } catch (const UserError&) {
-        // mismatched dims or types: leave the primitive ops
       }
     }
     if (changed)

@@ -198,14 +198,12 @@ public:
       b.setLocation(fusedLocation(m->ops));
       Value* x = stripCastToF32(m->x);
       Value* w = stripCastToF32(m->w);
-      try {
-        Value* fused =
-            b.create(OpKind::RmsNorm, {x, w}, {{"eps", m->eps}, {"unit_offset", m->unitOffset}},
-                     TensorType{resultType, x->type.dims});
+      // Null where the matched values do not make a valid rms_norm (say, mismatched dims).
+      if (Value* fused = b.tryCreate(OpKind::RmsNorm, {x, w},
+                                     {{"eps", m->eps}, {"unit_offset", m->unitOffset}},
+                                     TensorType{resultType, x->type.dims})) {
         graph.replaceAllUsesWith(replaced, fused);
         changed = true;
-      } catch (const UserError&) {
-        // The matched values do not make a valid rms_norm (say, mismatched dims): leave it.
       }
     }
     if (changed)

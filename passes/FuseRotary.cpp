@@ -79,20 +79,14 @@ public:
       b.setLocation(fusedLocation(ops));
       int64_t headDim = x->type.dims.back().staticValue();
       Value* fused = nullptr;
-      if (auto fromPositions = matchPositionTables(cosTable, sinTable, headDim)) {
-        try {
-          fused = b.create(OpKind::Rotary, {x, fromPositions->first},
-                           {{"theta", fromPositions->second}, {"head_dim", headDim}});
-        } catch (const UserError&) {
-          // positions that do not line up with x: fall back to the tables
-        }
-      }
-      try {
-        if (!fused)
-          fused = b.create(OpKind::Rotary, {x, cosTable, sinTable}, {{"head_dim", headDim}});
-      } catch (const UserError&) {
+      // Positions that do not line up with x give null: the tables then, or no match.
+      if (auto fromPositions = matchPositionTables(cosTable, sinTable, headDim))
+        fused = b.tryCreate(OpKind::Rotary, {x, fromPositions->first},
+                            {{"theta", fromPositions->second}, {"head_dim", headDim}});
+      if (!fused)
+        fused = b.tryCreate(OpKind::Rotary, {x, cosTable, sinTable}, {{"head_dim", headDim}});
+      if (!fused)
         continue;
-      }
       graph.replaceAllUsesWith(root.result(), fused);
       changed = true;
     }

@@ -15,6 +15,7 @@
 #include "ir/Builder.h"
 #include "passes/Pass.h"
 #include "passes/PatternMatch.h"
+#include "runtime/gemma_model.h"
 
 #include <set>
 
@@ -24,7 +25,7 @@ namespace {
 
 using namespace pattern;
 
-constexpr int64_t kAlignment = 64;
+constexpr int64_t kAlignment = GEMMA_BUFFER_ALIGNMENT;
 
 class PlanKVCache : public Pass {
 public:
@@ -60,16 +61,14 @@ public:
       Builder b(graph);
       b.setInsertPoint(it);
       b.setLocation(op.loc);
-      try {
-        Value* append = b.create(OpKind::KVCacheAppend, {op.operands[0], op.operands[1]},
-                                 {{"max_batch", options_.maxBatch},
-                                  {"max_seq_len", options_.maxSeqLen},
-                                  {"cache_offset", offset},
-                                  {"cache_bytes", bytes}});
-        graph.replaceAllUsesWith(op.result(), append);
-      } catch (const UserError&) {
+      Value* append = b.tryCreate(OpKind::KVCacheAppend, {op.operands[0], op.operands[1]},
+                                  {{"max_batch", options_.maxBatch},
+                                   {"max_seq_len", options_.maxSeqLen},
+                                   {"cache_offset", offset},
+                                   {"cache_bytes", bytes}});
+      if (!append)
         continue; // not a cache this pass understands: leave the concat
-      }
+      graph.replaceAllUsesWith(op.result(), append);
       offset += bytes;
       changed = true;
     }
