@@ -1,6 +1,7 @@
 #include "backend/Link.h"
 
 #include "ir/Diagnostics.h"
+#include "ir/ModelRoles.h"
 
 #include <cctype>
 #include <cstdlib>
@@ -94,26 +95,18 @@ std::string describeModel(const Graph& graph, const ProgramFacts& facts, const s
   std::ostringstream c;
   c << "/* Written by gemmac for model " << facts.name << ". */\n"
     << "#include \"runtime/gemma_model.h\"\n\n"
-    << "int32_t " << entry
-    << "(const uint8_t*, uint8_t*, uint8_t*, void* const*, void**, int64_t, int64_t, "
-       "int64_t, int64_t);\n\n";
+    << "gemma_entry " << entry << ";\n\n";
   c << "static const int32_t eos_ids[] = {";
   for (int64_t id : facts.generation.eosTokenIds)
     c << id << ", ";
   c << "-1};\n";
   c << "static const int32_t input_roles[] = {";
-  for (const auto& input : graph.inputs) {
-    const std::string& name = input->name;
-    if (name == "input_ids")
-      c << "GEMMA_INPUT_IDS, ";
-    else if (name == "attention_mask")
-      c << "GEMMA_INPUT_MASK, ";
-    else if (name == "position_ids")
-      c << "GEMMA_INPUT_POSITIONS, ";
-    else if (name.rfind("past.", 0) == 0 || name.rfind("past_key_values.", 0) == 0)
-      c << "GEMMA_INPUT_PAST, ";
-    else
-      throw UserError("graph input '" + name + "' is not one the runtime knows how to feed");
+  for (size_t i = 0; i < graph.inputs.size(); ++i) {
+    std::optional<InputRole> role = inputRole(graph, i);
+    if (!role || *role == InputRole::Unknown)
+      throw UserError("graph input '" + graph.inputs[i]->name +
+                      "' is not one the runtime knows how to feed");
+    c << static_cast<int64_t>(*role) << ", ";
   }
   c << "-1};\n\n";
   const TensorType& output = graph.outputs.at(0).value->type;
@@ -198,8 +191,8 @@ LinkedProgram linkProgram(const Graph& graph, const ProgramFacts& facts, const K
   fs::path runtimeSource = GEMMAC_RUNTIME_INCLUDE;
 
   writeText(build / "model.c", describeModel(graph, facts, model, entry));
-  // -Werror: a declaration that disagrees with the runtime's gemma_entry_fn (a model ABI change
-  // made on one side only) must stop the build, not call the entry point with a wrong signature.
+  // -Werror: the entry point is declared with the runtime's gemma_entry type, and any mismatch
+  // (a model ABI change made on one side only) must stop the build, not call it wrongly.
   runTool({cc, "-c", "-O2", "-fPIC", "-Werror", "-I", runtimeSource.string(),
            (build / "model.c").string(), "-o", (build / "model.o").string()},
           "compiling the model description");

@@ -1,5 +1,6 @@
 #include "ir/Verifier.h"
 
+#include "ir/ModelRoles.h"
 #include "ir/ShapeRules.h"
 
 #include <cctype>
@@ -44,6 +45,7 @@ void verifyGraph(const Graph& graph) {
     verifyType(input->type, loc);
     defined.insert(input.get());
   }
+  verifyRoles(graph);
 
   for (const auto& opPtr : graph.ops) {
     const Op& op = *opPtr;

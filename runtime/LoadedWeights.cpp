@@ -67,8 +67,8 @@ LoadedWeights::LoadedWeights(const gemma_model_desc& model, const std::string& p
       auto it = metadata->find(key);
       return it != metadata->end() && it->is_string() ? it->get<std::string>() : "";
     };
-    if (field("format") != "gemmac-weights/1")
-      throw fail("not a gemmac weights file (metadata format is not gemmac-weights/1)");
+    if (field("format") != GEMMA_WEIGHTS_FORMAT)
+      throw fail("not a gemmac weights file (metadata format is not " GEMMA_WEIGHTS_FORMAT ")");
     if (field("model_hash") != model.model_hash)
       throw fail("written for model " + field("model_hash") + ", this program is model " +
                  model.model_hash + " (recompile, or use the weights compiled with it)");

@@ -1,5 +1,9 @@
-/* What gemmac tells the runtime about a compiled model: the entry point and everything the plan
- * fixed at compile time. The compiler writes one `const gemma_model_desc <name>_model` in C. */
+/* The boundary between gemmac and the runtime, declared once: the entry point's signature, the
+ * roles of its inputs and outputs, the alignment of the buffers it is handed, the weights file's
+ * format, and the description of a compiled model (everything the plan fixed at compile time),
+ * which the compiler writes as one `const gemma_model_desc <name>_model` in C. The compiler
+ * includes this header too (backend/llvm/EntryPoint.cpp checks its LLVM signature against
+ * gemma_entry, passes/ plan with GEMMA_BUFFER_ALIGNMENT, ir/ModelRoles.h names the roles). */
 #ifndef GEMMA_MODEL_H
 #define GEMMA_MODEL_H
 
@@ -11,12 +15,21 @@ extern "C" {
 
 #define GEMMA_MODEL_ABI 2
 
-/* The LLVM-emitted entry point (backend/llvm/EntryPoint.h). `last_rows` > 0: the first output's
+/* Every buffer the entry point is handed or places (the arena, the KV cache and each region in
+ * them, constant data) starts at a multiple of this many bytes: a cache line, an AVX-512 vector. */
+#define GEMMA_BUFFER_ALIGNMENT 64
+
+/* The weights file's `__metadata__.format` (backend/WeightsFile.h, runtime/LoadedWeights.cpp). */
+#define GEMMA_WEIGHTS_FORMAT "gemmac-weights/1"
+
+/* The LLVM-emitted entry point (backend/llvm/EntryPoint.h). `last_rows` > 0: the head output's
  * rows (a [batch, seq, ...] output) are computed only for its last `last_rows` positions (the
- * others hold stale data): generation needs the logits of the last token only. 0: every row. */
-typedef int32_t (*gemma_entry_fn)(const uint8_t* weights, uint8_t* arena, uint8_t* kv_cache,
-                                  void* const* inputs, void** outputs, int64_t batch, int64_t seq,
-                                  int64_t past, int64_t last_rows);
+ * others hold stale data): generation needs the logits of the last token only. 0: every row.
+ * A compiled model declares its entry point as `gemma_entry <name>_model_forward;`. */
+typedef int32_t gemma_entry(const uint8_t* weights, uint8_t* arena, uint8_t* kv_cache,
+                            void* const* inputs, void** outputs, int64_t batch, int64_t seq,
+                            int64_t past, int64_t last_rows);
+typedef gemma_entry* gemma_entry_fn;
 
 enum gemma_output_type { GEMMA_OUTPUT_F32 = 0, GEMMA_OUTPUT_BF16 = 1, GEMMA_OUTPUT_F16 = 2 };
 
@@ -25,6 +38,11 @@ enum gemma_input_role {
   GEMMA_INPUT_MASK = 1,      /* int64 [batch, past + seq] */
   GEMMA_INPUT_POSITIONS = 2, /* int64 [batch, seq] */
   GEMMA_INPUT_PAST = 3       /* a past cache: kept in kv_cache, never read from the input */
+};
+
+enum gemma_output_role {
+  GEMMA_OUTPUT_HEAD = 0,   /* the head's result: logits, hidden states or labels (output 0) */
+  GEMMA_OUTPUT_PRESENT = 1 /* a present cache: past + new rows, in its kv_cache region */
 };
 
 struct gemma_model_desc {
