@@ -2,12 +2,16 @@
 //   gemmac inspect FOLDER [--head H] [--tensors]   config, parameters, tensors, graph op counts
 //   gemmac import FOLDER [--head H] [-o FILE]      the model as text IR
 //   gemmac compile FOLDER -o OUT [--emit STAGE]    the model as a native program
+// inspect, import and compile share the pipeline's flags (--max-batch, --max-seq-len,
+// --weights-dtype, --disable-pass, --print-after-all, --time-passes) and run it one way
+// (runPipeline).
 // Errors print as `error: <where>: <what>` and exit 1; internal errors exit 2.
 
 #include "backend/Link.h"
 #include "backend/WeightsFile.h"
 #include "backend/halide/KernelSet.h"
 #include "backend/llvm/EntryPoint.h"
+#include "frontend/ImportedModel.h"
 #include "frontend/OnnxImporter.h"
 #include "ir/Printer.h"
 #include "passes/MemoryPlanPicture.h"
@@ -41,6 +45,28 @@ std::string attentionKind(const GemmaConfig& c) {
   if (c.numKVHeads == 1)
     return "MQA";
   return c.numKVHeads == c.numHeads ? "MHA" : "GQA";
+}
+
+// What the compiler's pass pipeline is told, from the flags every subcommand shares.
+struct PipelineFlags {
+  PassOptions bounds;                // --max-batch, --max-seq-len, --weights-dtype
+  std::vector<std::string> disabled; // --disable-pass
+  bool printAfterAll = false, timePasses = false;
+};
+
+// The pipeline, as every subcommand runs it: -O (the default pipeline less the disabled passes)
+// when `optimize`, then the KV-cache and arena planning when `plan`, verifying after each pass.
+void runPipeline(Graph& graph, const PipelineFlags& flags, bool optimize, bool plan) {
+  PassManagerOptions options;
+  options.passOptions = flags.bounds;
+  options.printAfterAll = flags.printAfterAll;
+  options.timePasses = flags.timePasses;
+  PassManager passes(options);
+  if (optimize)
+    passes.addDefaultPipeline(flags.disabled);
+  if (plan)
+    passes.addPlanningPipeline();
+  passes.run(graph);
 }
 
 void printInspection(const ImportedModel& model, bool listTensors, std::ostream& out) {
@@ -103,20 +129,15 @@ void printInspection(const ImportedModel& model, bool listTensors, std::ostream&
 }
 
 // -O and the planning passes on a copy of the graph, then what the compiled program will hold.
-void printMemoryPlan(const ImportedModel& model, const PassOptions& bounds,
+void printMemoryPlan(const ImportedModel& model, const PipelineFlags& flags,
                      const std::string& picturePath, bool listBuffers, std::ostream& out) {
   auto graph = model.graph->clone();
-  PassManagerOptions options;
-  options.passOptions = bounds;
-  PassManager passes(options);
-  passes.addDefaultPipeline();
-  passes.addPlanningPipeline();
-  passes.run(*graph);
+  runPipeline(*graph, flags, true, true);
+  const PassOptions& bounds = flags.bounds;
   std::map<std::string_view, int> fused;
   for (const auto& op : graph->ops)
-    if (op->kind == OpKind::RmsNorm || op->kind == OpKind::Rotary ||
-        op->kind == OpKind::Attention || op->kind == OpKind::GatedMlp ||
-        op->kind == OpKind::KVCacheAppend)
+    if (OpCategory category = opCategory(op->kind);
+        category == OpCategory::Fused || category == OpCategory::Cache)
       ++fused[op->mnemonic()];
   out << "after -O: " << graph->ops.size() << " ops;";
   for (const auto& [mnemonic, count] : fused)
@@ -127,7 +148,7 @@ void printMemoryPlan(const ImportedModel& model, const PassOptions& bounds,
           cache = graph->integerAttr("kv_cache_bytes"), arena = graph->integerAttr("arena_bytes");
   out << "memory plan (max batch " << bounds.maxBatch << ", max sequence " << bounds.maxSeqLen
       << " tokens):\n";
-  out << "  weights      " << withCommas(weights) << " bytes (mmap'd, read-only)\n";
+  out << "  weights      " << withCommas(weights) << " bytes (read into memory, read-only)\n";
   out << "  kv cache     " << withCommas(cache) << " bytes (" << c.numLayers
       << " layers x K and V, [" << bounds.maxBatch << "," << c.numKVHeads << "," << bounds.maxSeqLen
       << "," << c.headDim << "] " << elementTypeName(model.activationType) << " each)\n";
@@ -185,7 +206,7 @@ void printMemoryPlan(const ImportedModel& model, const PassOptions& bounds,
 // ir -> ir-opt -> llvm (the entry point) -> obj (kernels and entry objects) -> exe.
 int compileModel(const std::string& folder, std::optional<Head> head, const std::string& outputDir,
                  std::string name, const std::string& emit, TargetKind target,
-                 const PassOptions& bounds, const std::vector<std::string>& disabled) {
+                 const PipelineFlags& flags) {
   namespace fs = std::filesystem;
   using Clock = std::chrono::steady_clock;
   auto started = Clock::now();
@@ -225,12 +246,7 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
     writeGraph(*model.graph, name + ".ir");
     return 0;
   }
-  PassManagerOptions options;
-  options.passOptions = bounds;
-  PassManager passes(options);
-  passes.addDefaultPipeline(disabled);
-  passes.addPlanningPipeline();
-  passes.run(*model.graph);
+  runPipeline(*model.graph, flags, true, true);
   int64_t weights = model.graph->integerAttr("weights_bytes"),
           cache = model.graph->integerAttr("kv_cache_bytes"),
           arena = model.graph->integerAttr("arena_bytes");
@@ -317,7 +333,7 @@ int main(int argc, char** argv) {
   std::string folder, headFlag, outputPath = "-";
   bool listTensors = false, printLocations = false;
 
-  PassOptions bounds;
+  PipelineFlags pipeline;
   std::string memoryPlanPath;
   CLI::App* inspect =
       app.add_subcommand("inspect", "Print the model's config, weights, graph and planned memory");
@@ -327,32 +343,21 @@ int main(int argc, char** argv) {
   inspect->add_option("--memory-plan", memoryPlanPath,
                       "Draw the activation arena over time: FILE.svg (rendered with Graphviz's "
                       "neato) or FILE.dot");
+  bool listBuffers = false;
+  inspect->add_flag("--buffers", listBuffers,
+                    "List every planned activation: offset, bytes, live range, op");
   CLI::App* import = app.add_subcommand("import", "Print the model as text IR of primitive ops");
   import->add_option("model", folder, "Hugging Face checkpoint folder or ONNX model")->required();
   import->add_option("--head", headFlag, "causal-lm, model, seq-cls or token-cls");
   import->add_option("-o,--output", outputPath, "Where to write the IR ('-': standard output)");
   import->add_flag("--print-loc", printLocations, "Print each op's location (HF module path)");
   bool optimize = false;
-  std::vector<std::string> disabledPasses;
   import->add_flag("-O", optimize, "Run the default pipeline (fusions included) on the graph");
-  import->add_option("--disable-pass", disabledPasses, "Leave this pass out of -O (repeatable)");
-  bool listBuffers = false;
-  inspect->add_flag("--buffers", listBuffers,
-                    "List every planned activation: offset, bytes, live range, op");
   bool plan = false;
   import->add_flag("--plan", plan,
                    "After -O, plan the KV cache and the arena (offsets recorded on the ops)");
-  for (CLI::App* command : {inspect, import}) {
-    command->add_option("--max-batch", bounds.maxBatch, "Largest batch to plan for (default 1)")
-        ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
-    command
-        ->add_option("--max-seq-len", bounds.maxSeqLen,
-                     "Longest sequence, past + new tokens, to plan for (default 256)")
-        ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
-  }
 
   std::string outputDir, emit = "exe", targetName = "host", programName;
-  std::vector<std::string> compileDisabled;
   CLI::App* compile = app.add_subcommand(
       "compile", "Compile the model into a program: OUT/<name> (executable), OUT/<name>.weights, "
                  "OUT/tokenizer.model, OUT/lib<name>.a and OUT/<name>.h");
@@ -364,21 +369,30 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"ir", "ir-opt", "obj", "llvm", "exe"}));
   compile->add_option("--target", targetName, "host, avx2 or avx512")
       ->check(CLI::IsMember({"host", "avx2", "avx512"}));
-  compile->add_option("--disable-pass", compileDisabled, "Leave this pass out of -O (repeatable)");
-  compile->add_option("--max-batch", bounds.maxBatch, "Largest batch to plan for (default 1)")
-      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
-  compile
-      ->add_option("--max-seq-len", bounds.maxSeqLen,
-                   "Longest sequence, past + new tokens, to plan for (default 256)")
-      ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
 
+  // The pipeline's flags, the same on every subcommand that runs it.
   std::string weightsDtype = "checkpoint";
-  for (CLI::App* command : {inspect, import, compile})
+  for (CLI::App* command : {inspect, import, compile}) {
+    command
+        ->add_option("--max-batch", pipeline.bounds.maxBatch,
+                     "Largest batch to plan for (default 1)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+    command
+        ->add_option("--max-seq-len", pipeline.bounds.maxSeqLen,
+                     "Longest sequence, past + new tokens, to plan for (default 256)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
     command
         ->add_option("--weights-dtype", weightsDtype,
                      "Store the matrices as bf16 or f16 under f32 activations (default: as the "
                      "checkpoint has them)")
         ->check(CLI::IsMember({"checkpoint", "bf16", "f16"}));
+    command->add_option("--disable-pass", pipeline.disabled,
+                        "Leave this pass out of -O (repeatable)");
+    command->add_flag("--print-after-all", pipeline.printAfterAll,
+                      "Print the IR after each pass (to stderr)");
+    command->add_flag("--time-passes", pipeline.timePasses,
+                      "Report the time taken by each pass (to stderr)");
+  }
 
   try {
     app.parse(argc, argv);
@@ -388,7 +402,7 @@ int main(int argc, char** argv) {
   }
 
   if (weightsDtype != "checkpoint")
-    bounds.weightsType = weightsDtype == "bf16" ? ElementType::BF16 : ElementType::F16;
+    pipeline.bounds.weightsType = weightsDtype == "bf16" ? ElementType::BF16 : ElementType::F16;
   return runReportingErrors([&] {
     std::optional<Head> head;
     if (!headFlag.empty()) {
@@ -399,22 +413,15 @@ int main(int argc, char** argv) {
     }
     if (compile->parsed())
       return compileModel(folder, head, outputDir, programName, emit, *parseTargetKind(targetName),
-                          bounds, compileDisabled);
+                          pipeline);
     ImportedModel model = importModel(folder, head);
     if (inspect->parsed()) {
       printInspection(model, listTensors, std::cout);
-      printMemoryPlan(model, bounds, memoryPlanPath, listBuffers, std::cout);
+      printMemoryPlan(model, pipeline, memoryPlanPath, listBuffers, std::cout);
       return 0;
     }
-    if (optimize || plan) {
-      PassManagerOptions options;
-      options.passOptions = bounds;
-      PassManager passes(options);
-      passes.addDefaultPipeline(disabledPasses);
-      if (plan)
-        passes.addPlanningPipeline();
-      passes.run(*model.graph);
-    }
+    if (optimize || plan)
+      runPipeline(*model.graph, pipeline, true, plan);
     std::ofstream file;
     if (outputPath != "-") {
       file.open(outputPath);
