@@ -83,37 +83,10 @@ constexpr int64_t storageBytes(ElementType type, int64_t count) {
 
 // ---- Elements (per-element types) -----------------------------------------------------------
 
-// The element at `at` as a double (exact for every integer below 2^53, and for every float).
-inline double decodeElement(ElementType type, const uint8_t* at) {
-  switch (type) {
-  case ElementType::F32: {
-    float f;
-    std::memcpy(&f, at, 4);
-    return f;
-  }
-  case ElementType::BF16:
-    return bf16BitsToFloat(static_cast<uint16_t>(at[0] | (at[1] << 8)));
-  case ElementType::F16:
-    return f16BitsToFloat(static_cast<uint16_t>(at[0] | (at[1] << 8)));
-  case ElementType::I64: {
-    int64_t v;
-    std::memcpy(&v, at, 8);
-    return static_cast<double>(v);
-  }
-  case ElementType::I32: {
-    int32_t v;
-    std::memcpy(&v, at, 4);
-    return v;
-  }
-  case ElementType::I8:
-    return static_cast<int8_t>(*at);
-  case ElementType::Bool:
-    return *at != 0;
-  }
-  return 0;
-}
+// An integer or bool element exactly (INT64_MAX, "to the end", does not survive a double); a
+// float element truncated.
+inline double decodeElement(ElementType type, const uint8_t* at);
 
-// An integer or bool element exactly (INT64_MAX, "to the end", does not survive a double).
 inline int64_t decodeInteger(ElementType type, const uint8_t* at) {
   switch (type) {
   case ElementType::I64: {
@@ -138,6 +111,27 @@ inline int64_t decodeInteger(ElementType type, const uint8_t* at) {
   return static_cast<int64_t>(decodeElement(type, at));
 }
 
+// The element at `at` as a double (exact for every integer below 2^53, and for every float).
+inline double decodeElement(ElementType type, const uint8_t* at) {
+  switch (type) {
+  case ElementType::F32: {
+    float f;
+    std::memcpy(&f, at, 4);
+    return f;
+  }
+  case ElementType::BF16:
+    return bf16BitsToFloat(static_cast<uint16_t>(at[0] | (at[1] << 8)));
+  case ElementType::F16:
+    return f16BitsToFloat(static_cast<uint16_t>(at[0] | (at[1] << 8)));
+  case ElementType::I64:
+  case ElementType::I32:
+  case ElementType::I8:
+  case ElementType::Bool:
+    return static_cast<double>(decodeInteger(type, at));
+  }
+  return 0;
+}
+
 // Writes `value` at `at`, rounded to a float type (above) or converted to an integer one.
 inline void encodeElement(ElementType type, double value, uint8_t* at) {
   switch (type) {
@@ -157,7 +151,12 @@ inline void encodeElement(ElementType type, double value, uint8_t* at) {
     return;
   }
   case ElementType::I64: {
-    int64_t v = static_cast<int64_t>(value);
+    // Saturated: converting a double outside int64's range is undefined (INT64_MAX, Slice's
+    // "to the end", is 2^63 as a double).
+    constexpr double kLimit = 9223372036854774784.0; // the largest double below 2^63
+    int64_t v = value >= kLimit    ? std::numeric_limits<int64_t>::max()
+                : value <= -kLimit ? std::numeric_limits<int64_t>::min()
+                                   : static_cast<int64_t>(value);
     std::memcpy(at, &v, 8);
     return;
   }

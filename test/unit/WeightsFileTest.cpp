@@ -82,6 +82,8 @@ TEST(ElementCodec, RoundsAsHalidesTypesAndRoundTrips) {
   int64_t toTheEnd = std::numeric_limits<int64_t>::max(); // Slice's "to the end": exact
   std::memcpy(bytes, &toTheEnd, 8);
   EXPECT_EQ(codec::decodeInteger(ElementType::I64, bytes), toTheEnd);
+  codec::encodeElement(ElementType::I64, static_cast<double>(toTheEnd), bytes); // 2^63: saturates
+  EXPECT_EQ(codec::decodeInteger(ElementType::I64, bytes), toTheEnd);
   for (ElementType type : {ElementType::F32, ElementType::BF16, ElementType::F16})
     EXPECT_EQ(codec::storageBytes(type, 10), 10 * elementSize(type));
 }
