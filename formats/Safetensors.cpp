@@ -1,5 +1,6 @@
 #include "formats/Safetensors.h"
 
+#include "formats/ModelFiles.h"
 #include "ir/Diagnostics.h"
 #include "ir/ElementCodec.h"
 
@@ -204,6 +205,7 @@ WeightStore WeightStore::openFolder(const std::string& folder) {
           shardName == "..")
         fail(indexFile, "weight_map['" + tensor + "'] names '" + shardName +
                             "', which is not a file in the checkpoint folder");
+      resolveModelFile(folder, shardName, indexFile, "weight_map['" + tensor + "']: shard");
       auto found = std::find(store.files_.begin(), store.files_.end(), (dir / shardName).string());
       size_t shardIndex = found - store.files_.begin();
       if (found == store.files_.end()) {
@@ -225,6 +227,7 @@ WeightStore WeightStore::openFolder(const std::string& folder) {
         if (!shardOf.count(name))
           fail(shard->path(), "tensor '" + name + "' is not listed in " + indexFile);
   } else if (fs::exists(single)) {
+    resolveModelFile(folder, single.filename().string(), folder, "the checkpoint");
     store.files_.push_back(single.string());
     store.shards_.push_back(SafetensorsFile::open(single.string()));
     for (const auto& [name, view] : store.shards_.back()->tensors())

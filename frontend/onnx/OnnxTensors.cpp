@@ -1,6 +1,7 @@
 // Reading an ONNX model's bytes (OnnxTensors.h).
 #include "frontend/onnx/OnnxTensors.h"
 
+#include "formats/ModelFiles.h"
 #include "ir/ElementCodec.h"
 
 #include <algorithm>
@@ -43,6 +44,9 @@ std::vector<uint8_t> readExternal(const onnx::TensorProto& t, size_t bytes, cons
     failFile(path,
              what + ": external data location '" + location + "' must be a file beside the model");
   fs::path file = fs::path(path).parent_path() / relative;
+  // Its symlinks too must stay in the folder (onnx refuses symlinked external data).
+  resolveModelFile(fs::path(path).parent_path().string(), relative.string(), path,
+                   what + ": external data");
   std::error_code error;
   auto size = fs::file_size(file, error);
   if (error)

@@ -11,6 +11,7 @@
 #include "backend/WeightsFile.h"
 #include "backend/halide/KernelSet.h"
 #include "backend/llvm/EntryPoint.h"
+#include "formats/ModelFiles.h"
 #include "frontend/ImportedModel.h"
 #include "frontend/OnnxImporter.h"
 #include "ir/Printer.h"
@@ -24,6 +25,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <unistd.h>
 
@@ -202,6 +204,47 @@ void printMemoryPlan(const ImportedModel& model, const PipelineFlags& flags,
                     "' (is graphviz installed?)");
 }
 
+// Refuses, before any work, outputs that would clobber an input or each other: a `--name` that is
+// not a plain file name (or is the build folder's, or the tokenizer copy's), an `-o` that looks
+// like a flag, and any output path that is one of the model's files (`-o` the checkpoint folder
+// itself writes the tokenizer copy over the tokenizer; `--name model.safetensors` there writes the
+// program over the weights).
+void checkOutputs(const std::string& model, const std::string& outputDir, const std::string& name) {
+  namespace fs = std::filesystem;
+  if (outputDir.empty() || outputDir[0] == '-')
+    throw UserError("-o: '" + outputDir + "' is not a folder name (it may not start with '-')");
+  bool plain = !name.empty() && name != "." && name != ".." && name[0] != '-' && name[0] != '.';
+  for (char c : name)
+    plain &= std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+  if (!plain)
+    throw UserError("--name: '" + name +
+                    "' must be letters, digits, '_', '-' and '.', not starting with '.' or '-' "
+                    "(it names files and symbols)");
+  if (name == "build" || name == "tokenizer.model")
+    throw UserError("--name: '" + name + "' is the name of another output in the folder (OUT/" +
+                    name + ")");
+  std::error_code error;
+  if (fs::exists(outputDir, error) && !fs::is_directory(outputDir, error))
+    throw UserError("-o: '" + outputDir + "' exists and is not a folder");
+  // The model's files: the folder's (a checkpoint), or the .onnx file's folder's.
+  fs::path modelFolder =
+      fs::is_directory(model, error) ? fs::path(model) : fs::path(model).parent_path();
+  std::set<fs::path> inputs;
+  for (const auto& entry : fs::directory_iterator(modelFolder.empty() ? "." : modelFolder, error))
+    if (entry.is_regular_file(error))
+      inputs.insert(fs::weakly_canonical(entry.path(), error));
+  fs::path out(outputDir);
+  for (const fs::path& output :
+       {out / name, out / (name + ".weights"), out / ("lib" + name + ".a"), out / (name + ".h"),
+        out / (name + ".ir"), out / (name + ".opt.ir"), out / (name + ".ll"),
+        out / "tokenizer.model", out / "build"}) {
+    fs::path real = fs::weakly_canonical(fs::absolute(output), error);
+    if (inputs.count(real))
+      throw UserError("-o " + outputDir + " --name " + name + ": the output '" + output.string() +
+                      "' would overwrite the model's file '" + real.string() + "'");
+  }
+}
+
 // gemmac compile: each stage timed on stderr, stopping where --emit says:
 // ir -> ir-opt -> llvm (the entry point) -> obj (kernels and entry objects) -> exe.
 int compileModel(const std::string& folder, std::optional<Head> head, const std::string& outputDir,
@@ -222,10 +265,7 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
     if (name.empty())
       name = fs::path(folder).parent_path().filename().string();
   }
-  for (char c : name)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.')
-      throw UserError("--name: '" + name +
-                      "' must be letters, digits, '_', '-' and '.' (it names files and symbols)");
+  checkOutputs(folder, outputDir, name);
   std::error_code error;
   fs::path out(outputDir), build = fs::path(outputDir) / "build";
   fs::create_directories(build, error);
@@ -239,6 +279,9 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
     std::cerr << "  wrote " << (out / file).string() << "\n";
   };
 
+  // The tokenizer is copied into OUT at the end: refuse one that leaves the folder before any work.
+  if (fs::exists(fs::path(folder) / "tokenizer.model"))
+    resolveModelFile(folder, "tokenizer.model", folder, "the tokenizer");
   ImportedModel model = importModel(folder, head);
   std::cerr << "[import] " << model.graph->ops.size() << " ops, head " << headName(model.head)
             << ", " << elapsed() << "\n";
@@ -411,6 +454,8 @@ int main(int argc, char** argv) {
         throw UserError("--head: '" + headFlag +
                         "' is not one of causal-lm, model, seq-cls, token-cls");
     }
+    if (compile->parsed() && compile->count("--name") && programName.empty())
+      throw UserError("--name: '' is not a file name");
     if (compile->parsed())
       return compileModel(folder, head, outputDir, programName, emit, *parseTargetKind(targetName),
                           pipeline);
