@@ -147,7 +147,8 @@ std::string describeModel(const Graph& graph, const ProgramFacts& facts, const s
 std::string describeHeader(const Graph& graph, const ProgramFacts& facts, const std::string& model,
                            const std::string& api) {
   std::ostringstream h;
-  std::string guard = model;
+  // Not GEMMA_MODEL_H (runtime/gemma_model.h's, which the API text below includes).
+  std::string guard = "GEMMAC_OUT_" + model;
   for (char& ch : guard)
     ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   h << "/* " << facts.name << ": a Gemma model (" << headName(facts.head)

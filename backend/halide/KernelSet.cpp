@@ -24,7 +24,7 @@ std::string kernelKey(const Op& op) {
 
 } // namespace
 
-KernelSet collectKernels(const Graph& graph) {
+KernelSet collectKernels(const Graph& graph, const std::string& symbolPrefix) {
   KernelSet set;
   std::map<std::string, size_t> byKey;
   for (const auto& op : graph.ops) {
@@ -37,10 +37,10 @@ KernelSet collectKernels(const Graph& graph) {
                                    "' on " + op->result()->type.str());
     auto [it, inserted] = byKey.emplace(kernelKey(*op), set.groups.size());
     if (inserted)
-      set.groups.push_back(
-          {"gemma_k" + std::to_string(set.groups.size()) + "_" + std::string(op->mnemonic()),
-           {},
-           ""});
+      set.groups.push_back({symbolPrefix + "_k" + std::to_string(set.groups.size()) + "_" +
+                                std::string(op->mnemonic()),
+                            {},
+                            ""});
     set.groups[it->second].ops.push_back(op.get());
     set.groupOf[op.get()] = it->second;
   }

@@ -13,7 +13,7 @@
 namespace gemma {
 
 struct KernelGroup {
-  std::string symbol;         // the object's exported function: gemma_k<index>_<mnemonic>
+  std::string symbol;         // the object's exported function: <prefix>_k<index>_<mnemonic>
   std::vector<const Op*> ops; // every op this kernel computes
   std::string objectPath;     // once compiled
 };
@@ -25,8 +25,10 @@ struct KernelSet {
   std::string runtimeObjectPath;
 };
 
-// Groups the graph's ops. Throws UserError naming the first op no kernel handles yet.
-KernelSet collectKernels(const Graph& graph);
+// Groups the graph's ops; the kernels' symbols start with `symbolPrefix` (the program's model
+// symbol, so two compiled models link into one program). Throws UserError naming the first op no
+// kernel handles yet.
+KernelSet collectKernels(const Graph& graph, const std::string& symbolPrefix);
 
 // Compiles every group into `directory`, calling progress(done, total) after each.
 void compileKernels(KernelSet& set, const std::string& directory, TargetKind target,

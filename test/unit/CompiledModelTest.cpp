@@ -37,7 +37,7 @@ TEST(CompiledModel, LogitsEqualTheInterpreterForPrefillAndDecode) {
   passes.addPlanningPipeline();
   passes.run(*model.graph);
 
-  KernelSet kernels = collectKernels(*model.graph);
+  KernelSet kernels = collectKernels(*model.graph, "test_model");
   compileKernels(kernels, dir, hostTargetKind());
   std::string weightsPath = dir + "/model.weights";
   writeWeightsFile(*model.graph, model.weights, weightsPath);

@@ -313,7 +313,7 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
     for (const auto& [tensor, view] : file->tensors())
       offsets[tensor] = view.data - file->base();
   }
-  KernelSet kernels = collectKernels(*model.graph);
+  KernelSet kernels = collectKernels(*model.graph, programModelSymbol(name));
   if (emit == "llvm") {
     fs::path llvmPath = out / (name + ".ll");
     emitEntryPointObject(*model.graph, kernels, offsets, programEntrySymbol(name),
