@@ -4,6 +4,7 @@
 
 #include "ir/ElementCodec.h"
 
+#include <HalideRuntime.h>
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -39,6 +40,23 @@ uint8_t* allocateZeroed(int64_t bytes, const char* what) {
                              std::to_string(bytes) + " bytes)");
   std::memset(memory, 0, size);
   return static_cast<uint8_t*>(memory);
+}
+
+// Halide's default error handler prints and calls abort(), which would kill the program (or the C
+// program embedding the model) on any kernel failure, out of memory included. Ours keeps the
+// message for the forward call that failed, which then returns the kernel's error code.
+thread_local std::string lastKernelError;
+
+extern "C" void recordKernelError(void*, const char* message) {
+  lastKernelError = message ? message : "";
+}
+
+void installKernelErrorHandler() {
+  static const bool installed = [] {
+    halide_set_error_handler(recordKernelError);
+    return true;
+  }();
+  (void)installed;
 }
 
 void requireTokenizer(const gemma_session* session) {
@@ -87,10 +105,17 @@ void forward(gemma_session* s, int64_t batch, int64_t seq, int64_t past, const i
   }
   std::vector<void*> outputs(static_cast<size_t>(m.num_outputs), nullptr);
   bool lastRow = lastRowOnly && batch == 1 && m.head != GEMMA_HEAD_SEQ_CLS;
+  installKernelErrorHandler();
+  lastKernelError.clear();
   int32_t status = m.forward(s->weights->base(), s->arena.get(), s->kvCache.get(), inputs.data(),
                              outputs.data(), batch, seq, past, lastRow ? 1 : 0);
-  if (status != 0)
-    throw std::runtime_error("a kernel failed (Halide error " + std::to_string(status) + ")");
+  if (status != 0) {
+    std::string message = lastKernelError;
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
+      message.pop_back();
+    throw std::runtime_error("a kernel failed (Halide error " + std::to_string(status) +
+                             (message.empty() ? ")" : "): " + message));
+  }
   size_t count = static_cast<size_t>(rowsOf(m, batch, seq) * m.output_width);
   if (lastRow) { // the last row alone was computed
     outputs[0] =
