@@ -77,7 +77,8 @@ void forward(gemma_session* s, int64_t batch, int64_t seq, int64_t past, const i
   if (batch < 1 || batch > m.max_batch)
     throw std::runtime_error("batch " + std::to_string(batch) + " is outside the compiled 1.." +
                              std::to_string(m.max_batch) + " (compile with --max-batch)");
-  if (seq < 1 || past < 0 || past + seq > m.max_seq_len)
+  // (Compared so that no sum overflows: past may be anything a caller passes.)
+  if (seq < 1 || seq > m.max_seq_len || past < 0 || past > m.max_seq_len - seq)
     throw std::runtime_error(std::to_string(past) + " cached + " + std::to_string(seq) +
                              " new tokens exceed the compiled context of " +
                              std::to_string(m.max_seq_len) + " (compile with --max-seq-len)");
@@ -174,27 +175,31 @@ const char* gemma_error(const gemma_session* session) {
   return session ? session->error.c_str() : "no session";
 }
 
+// The getters answer "" or -1 for a null session.
 const char* gemma_model_name(const gemma_session* s) {
-  return s->model->name;
+  return s ? s->model->name : "";
 }
 int32_t gemma_head_kind(const gemma_session* s) {
-  return s->model->head;
+  return s ? s->model->head : -1;
 }
 int64_t gemma_max_batch(const gemma_session* s) {
-  return s->model->max_batch;
+  return s ? s->model->max_batch : -1;
 }
 int64_t gemma_max_seq_len(const gemma_session* s) {
-  return s->model->max_seq_len;
+  return s ? s->model->max_seq_len : -1;
 }
 int64_t gemma_output_width(const gemma_session* s) {
-  return s->model->output_width;
+  return s ? s->model->output_width : -1;
 }
 int64_t gemma_planned_bytes(const gemma_session* s) {
-  return s->model->weights_file_bytes + s->model->kv_cache_bytes + s->model->arena_bytes;
+  return s ? s->model->weights_file_bytes + s->model->kv_cache_bytes + s->model->arena_bytes : -1;
 }
 
 static int32_t copyIds(const std::vector<int32_t>& ids, int32_t* out, int32_t capacity) {
-  if (out && capacity > 0)
+  if (capacity < 0 || (capacity > 0 && !out))
+    throw std::runtime_error("the id array is null or its capacity (" + std::to_string(capacity) +
+                             ") negative");
+  if (capacity > 0)
     std::copy_n(ids.begin(), std::min<size_t>(ids.size(), static_cast<size_t>(capacity)), out);
   return static_cast<int32_t>(ids.size());
 }
@@ -203,7 +208,9 @@ int32_t gemma_tokenize(gemma_session* session, const char* text, int32_t add_bos
                        int32_t capacity) {
   return guarded(session, -1, [&] {
     requireTokenizer(session);
-    return copyIds(session->tokenizer->encode(text ? text : "", add_bos != 0), ids, capacity);
+    if (!text)
+      throw std::runtime_error("gemma_tokenize: the text is null");
+    return copyIds(session->tokenizer->encode(text, add_bos != 0), ids, capacity);
   });
 }
 
@@ -211,7 +218,9 @@ int32_t gemma_tokenize_chat(gemma_session* session, const char* user_message, in
                             int32_t capacity) {
   return guarded(session, -1, [&] {
     requireTokenizer(session);
-    std::string text = std::string("<start_of_turn>user\n") + (user_message ? user_message : "") +
+    if (!user_message)
+      throw std::runtime_error("gemma_tokenize_chat: the message is null");
+    std::string text = std::string("<start_of_turn>user\n") + user_message +
                        "<end_of_turn>\n<start_of_turn>model\n";
     return copyIds(session->tokenizer->encode(text, true), ids, capacity);
   });
@@ -221,7 +230,10 @@ int64_t gemma_detokenize(gemma_session* session, const int32_t* ids, int32_t cou
                          size_t capacity) {
   return guarded(session, int64_t(-1), [&] {
     requireTokenizer(session);
-    std::string decoded = session->tokenizer->decode(ids, count > 0 ? size_t(count) : 0);
+    if (count < 0 || (count > 0 && !ids))
+      throw std::runtime_error("gemma_detokenize: " + std::to_string(count) +
+                               " ids from a null array, or a negative count");
+    std::string decoded = session->tokenizer->decode(ids, size_t(count));
     if (text && capacity > 0)
       snprintf(text, capacity, "%s", decoded.c_str());
     return static_cast<int64_t>(decoded.size());
@@ -231,7 +243,9 @@ int64_t gemma_detokenize(gemma_session* session, const int32_t* ids, int32_t cou
 int32_t gemma_piece_id(gemma_session* session, const char* piece) {
   return guarded(session, -1, [&] {
     requireTokenizer(session);
-    return session->tokenizer->pieceId(piece ? piece : "");
+    if (!piece)
+      throw std::runtime_error("gemma_piece_id: the piece is null");
+    return session->tokenizer->pieceId(piece);
   });
 }
 
@@ -249,14 +263,24 @@ int32_t gemma_forward(gemma_session* session, int64_t batch, int64_t seq, int64_
 
 void gemma_generation_config_default(const gemma_session* session,
                                      gemma_generation_config* config) {
+  if (!config)
+    return;
   *config = gemma_generation_config{};
+  if (!session) { // transformers' defaults, without a checkpoint's
+    config->max_length = 20;
+    config->temperature = 1;
+    config->top_k = 50;
+    config->top_p = 1;
+    return;
+  }
   // The checkpoint's default, within what the program was compiled for.
   config->max_length = static_cast<int32_t>(
       std::min<int64_t>(session->model->default_max_length, session->model->max_seq_len));
   config->temperature = 1;
   config->top_k = 50;
   config->top_p = 1;
-  config->num_stop_ids = std::min(session->model->num_eos, 8);
+  // gemmac refuses a checkpoint with more eos ids than the config holds: none is dropped here.
+  config->num_stop_ids = std::min(session->model->num_eos, GEMMA_MAX_STOP_IDS);
   for (int32_t i = 0; i < config->num_stop_ids; ++i)
     config->stop_ids[i] = session->model->eos_ids[i];
 }
@@ -271,6 +295,10 @@ int32_t gemma_generate(gemma_session* session, const int32_t* prompt, int32_t pr
                                "or a bare GemmaModel (use gemma_forward)");
     if (!prompt || prompt_length < 1 || !config || !output)
       throw std::runtime_error("gemma_generate: an empty prompt or a null argument");
+    if (config->num_stop_ids < 0 || config->num_stop_ids > GEMMA_MAX_STOP_IDS)
+      throw std::runtime_error("gemma_generate: num_stop_ids " +
+                               std::to_string(config->num_stop_ids) + " is outside 0.." +
+                               std::to_string(GEMMA_MAX_STOP_IDS));
     int64_t total = config->max_new_tokens > 0 ? int64_t(prompt_length) + config->max_new_tokens
                                                : int64_t(config->max_length);
     if (prompt_length > m.max_seq_len)
@@ -349,7 +377,8 @@ int32_t gemma_generate(gemma_session* session, const int32_t* prompt, int32_t pr
 }
 
 void gemma_last_stats(const gemma_session* session, gemma_generation_stats* stats) {
-  *stats = session->stats;
+  if (stats)
+    *stats = session ? session->stats : gemma_generation_stats{};
 }
 
 } // extern "C"

@@ -27,6 +27,9 @@ extern "C" {
 typedef struct gemma_model_desc gemma_model_desc; /* one per compiled model, made by gemmac */
 typedef struct gemma_session gemma_session;
 
+/* Stop ids a generation config holds: gemmac refuses a checkpoint with more eos ids. */
+#define GEMMA_MAX_STOP_IDS 8
+
 enum gemma_head {
   GEMMA_HEAD_CAUSAL_LM = 0, /* logits [batch, seq, vocab] */
   GEMMA_HEAD_MODEL = 1,     /* last hidden state [batch, seq, hidden] */
@@ -34,7 +37,8 @@ enum gemma_head {
   GEMMA_HEAD_TOKEN_CLS = 3  /* scores [batch, seq, labels] */
 };
 
-/* Maps the weights file (checked against the model: a foreign or truncated file is refused),
+/* Reads the weights file into memory (checked against the model: a foreign or truncated file is
+ * refused),
  * allocates the KV cache and the activation arena, and loads the tokenizer (NULL: none; the
  * session then works on ids only). On failure returns NULL with the reason in `error`. */
 gemma_session* gemma_open(const gemma_model_desc* model, const char* weights_path,
@@ -84,8 +88,8 @@ typedef struct gemma_generation_config {
   int32_t top_k;     /* 50, as transformers; 0: off */
   float top_p;       /* 1: off */
   uint64_t seed;
-  int32_t stop_ids[8]; /* the checkpoint's eos ids */
-  int32_t num_stop_ids;
+  int32_t stop_ids[GEMMA_MAX_STOP_IDS]; /* the checkpoint's eos ids */
+  int32_t num_stop_ids;                 /* 0..GEMMA_MAX_STOP_IDS, else an error */
   int32_t prefill_tokens; /* > 0: prefill only these, then feed the rest of the prompt one token
                              at a time through the cache (testing) */
 } gemma_generation_config;

@@ -17,6 +17,7 @@
 #include "ir/Printer.h"
 #include "passes/MemoryPlanPicture.h"
 #include "passes/Pass.h"
+#include "runtime/gemma_api.h"
 
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -283,6 +284,12 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
   if (fs::exists(fs::path(folder) / "tokenizer.model"))
     resolveModelFile(folder, "tokenizer.model", folder, "the tokenizer");
   ImportedModel model = importModel(folder, head);
+  GenerationConfig generation = loadGenerationConfig(folder, model.config);
+  if (generation.eosTokenIds.size() > GEMMA_MAX_STOP_IDS)
+    throw UserError(Location::named(folder),
+                    std::to_string(generation.eosTokenIds.size()) +
+                        " eos token ids; a compiled program stops on at most " +
+                        std::to_string(GEMMA_MAX_STOP_IDS));
   std::cerr << "[import] " << model.graph->ops.size() << " ops, head " << headName(model.head)
             << ", " << elapsed() << "\n";
   if (emit == "ir") {
@@ -350,7 +357,7 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
   facts.vocabSize = model.config.vocabSize;
   facts.padId = model.config.padTokenId;
   facts.bosId = model.config.bosTokenId;
-  facts.generation = loadGenerationConfig(folder, model.config);
+  facts.generation = generation;
   LinkedProgram program =
       linkProgram(*model.graph, facts, kernels, entryPath.string(), build.string(), outputDir);
   fs::path tokenizer = fs::path(folder) / "tokenizer.model";
