@@ -32,7 +32,13 @@ std::string readFileOrThrow(const std::string& path) {
 
 int runReportingErrors(const std::function<int()>& body) {
   try {
-    return body();
+    int status = body();
+    // What went to standard output must have been written (a full disk, /dev/full): else the
+    // caller would take a partial output for the whole.
+    std::cout.flush();
+    if (!std::cout)
+      throw UserError("<stdout>: cannot be written");
+    return status;
   } catch (const UserError& error) {
     std::cerr << error.formatted() << "\n";
     return 1;

@@ -54,6 +54,7 @@ std::string readFileOrThrow(const std::string& path);
 
 // Runs a tool's body: a UserError is printed as a diagnostic and gives exit code 1, anything else
 // is an internal error (exit code 2); otherwise the body's own exit code.
+// (Standard output is flushed and checked when the body succeeds: a write error is an error.)
 int runReportingErrors(const std::function<int()>& body);
 
 } // namespace gemma

@@ -4,7 +4,9 @@
 #include "runtime/gemma_model.h"
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <malloc.h>
@@ -95,6 +97,16 @@ void onLogits(void* user, const float* rows, int64_t count, int64_t width) {
   static_cast<Run*>(user)->logits->write(
       reinterpret_cast<const char*>(rows),
       static_cast<std::streamsize>(count * width * sizeof(float)));
+}
+
+// --dump-logits' file, flushed and checked: a write error (a full disk) is an error, not exit 0.
+int finishOutputs(std::ofstream& logits, const std::string& path) {
+  if (logits.is_open()) {
+    logits.close();
+    if (!logits)
+      throw Failure{"--dump-logits: cannot write '" + path + "'"};
+  }
+  return 0;
 }
 
 int run(int argc, char** argv) {
@@ -202,7 +214,7 @@ int run(int argc, char** argv) {
       for (int64_t j = 0; j < std::min<int64_t>(width, 8); ++j)
         std::printf(" %.6g", out[static_cast<size_t>((n - 1) * width + j)]);
       std::printf("%s\n", width > 8 ? " ..." : "");
-      return 0;
+      return finishOutputs(logits, logitsPath);
     }
     for (int64_t row = 0; row < (pooled ? 1 : n); ++row) {
       if (!pooled)
@@ -217,7 +229,7 @@ int run(int argc, char** argv) {
       if (!pooled)
         std::printf("\n");
     }
-    return 0;
+    return finishOutputs(logits, logitsPath);
   }
 
   gemma_generation_config config;
@@ -274,7 +286,7 @@ int run(int argc, char** argv) {
                  rate(stats.decode_tokens, stats.decode_seconds), usage.ru_maxrss / 1024.0,
                  gemma_planned_bytes(s) / 1048576.0);
   }
-  return 0;
+  return finishOutputs(logits, logitsPath);
 }
 
 } // namespace
@@ -286,7 +298,11 @@ int main(int argc, char** argv) {
   // threads' heaps and stay resident: the planned memory must be the peak.
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   try {
-    return run(argc, argv);
+    int status = run(argc, argv);
+    // The text or ids went to standard output: a write error (a full disk) is an error.
+    if (std::fflush(stdout) != 0 || std::ferror(stdout))
+      throw Failure{std::string("cannot write the output: ") + std::strerror(errno)};
+    return status;
   } catch (const Failure& failure) {
     std::fprintf(stderr, "error: %s\n", failure.message.c_str());
   } catch (const std::exception& failure) {

@@ -149,6 +149,10 @@ int main(int argc, char** argv) {
         failed = true;
       }
     }
+    out.flush();
+    if (!out)
+      throw UserError(Location::named(outputPath == "-" ? "<stdout>" : outputPath),
+                      "cannot be written");
     return failed ? 1 : 0;
   });
 }

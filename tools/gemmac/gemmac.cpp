@@ -480,7 +480,12 @@ int main(int argc, char** argv) {
       if (!file)
         throw UserError("cannot write '" + outputPath + "'");
     }
-    printGraph(*model.graph, outputPath == "-" ? std::cout : file, {printLocations});
+    std::ostream& out = outputPath == "-" ? std::cout : file;
+    printGraph(*model.graph, out, {printLocations});
+    out.flush();
+    if (!out)
+      throw UserError(Location::named(outputPath == "-" ? "<stdout>" : outputPath),
+                      "cannot be written");
     return 0;
   });
 }
