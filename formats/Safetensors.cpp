@@ -3,6 +3,7 @@
 #include "formats/ModelFiles.h"
 #include "ir/Diagnostics.h"
 #include "ir/ElementCodec.h"
+#include "ir/RegularFile.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -58,15 +59,12 @@ std::string TensorView::shapeString() const {
 std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
   auto result = std::unique_ptr<SafetensorsFile>(new SafetensorsFile());
   result->path_ = path;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  uint64_t fileSize = 0;
+  std::string why;
+  int fd = openRegularFile(path, fileSize, why);
   if (fd < 0)
-    fail(path, std::string("cannot be opened: ") + std::strerror(errno));
-  struct stat info;
-  if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
-    ::close(fd);
-    fail(path, "is not a regular file");
-  }
-  auto size = static_cast<size_t>(info.st_size);
+    fail(path, why);
+  auto size = static_cast<size_t>(fileSize);
   if (size > 0) {
     void* mapping = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (mapping == MAP_FAILED) {

@@ -1,5 +1,7 @@
 #include "ir/Diagnostics.h"
 
+#include "ir/RegularFile.h"
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -21,13 +23,11 @@ std::string formatDiagnostic(const Location& loc, const std::string& severity,
 }
 
 std::string readFileOrThrow(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file)
-    throw UserError(Location::named(path),
-                    std::string("cannot be opened: ") + std::strerror(errno));
-  std::stringstream text;
-  text << file.rdbuf();
-  return text.str();
+  // Text read whole (config.json, an index, IR): 1 GiB is far above any such file.
+  std::string contents, why;
+  if (!readRegularFile(path, uint64_t(1) << 30, contents, why))
+    throw UserError(Location::named(path), why);
+  return contents;
 }
 
 int runReportingErrors(const std::function<int()>& body) {

@@ -1,5 +1,6 @@
 // Loads the weights file the compiler wrote (backend/WeightsFile.h) and refuses any other: the size
 // must be the compiled one and the safetensors metadata must name this model's hash.
+#include "ir/RegularFile.h"
 #include "runtime/Session.h"
 
 #include <cstring>
@@ -16,18 +17,15 @@ LoadedWeights::LoadedWeights(const gemma_model_desc& model, const std::string& p
   auto fail = [&](const std::string& what) {
     return std::runtime_error("weights file '" + path + "': " + what);
   };
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  uint64_t fileSize = 0;
+  std::string why;
+  int fd = gemma::openRegularFile(path, fileSize, why);
   if (fd < 0)
-    throw fail(std::strerror(errno));
-  struct stat info;
-  if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
-    close(fd);
-    throw fail("not a regular file");
-  }
+    throw fail(why);
   size_t expected = static_cast<size_t>(model.weights_file_bytes);
-  if (static_cast<size_t>(info.st_size) != expected) {
+  if (static_cast<size_t>(fileSize) != expected) {
     close(fd);
-    throw fail("has " + std::to_string(info.st_size) + " bytes, model '" + model.name +
+    throw fail("has " + std::to_string(fileSize) + " bytes, model '" + model.name +
                "' was compiled with " + std::to_string(expected) +
                " (truncated, or another model's)");
   }

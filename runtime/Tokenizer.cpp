@@ -1,6 +1,7 @@
 // Gemma's tokenizer through the sentencepiece library (never linked with protobuf: TOOLCHAIN.md,
 // gotcha 7). Encoding is sentencepiece's own plus transformers' <bos>; decoding writes special
 // tokens out as transformers' decode(ids) does, which sentencepiece alone would drop.
+#include "ir/RegularFile.h"
 #include "runtime/Session.h"
 
 #include <sentencepiece_processor.h>
@@ -10,7 +11,12 @@ namespace gemma::rt {
 
 Tokenizer::Tokenizer(const std::string& path, int32_t bosId)
     : processor_(std::make_unique<sentencepiece::SentencePieceProcessor>()), bosId_(bosId) {
-  auto status = processor_->Load(path);
+  // Read here, bounded (a sentencepiece model is a few MiB; 256 MiB is far above any), so that a
+  // pipe or a device (/dev/zero) is refused instead of read without end.
+  std::string bytes, why;
+  if (!gemma::readRegularFile(path, uint64_t(256) << 20, bytes, why))
+    throw std::runtime_error("tokenizer '" + path + "' " + why);
+  auto status = processor_->LoadFromSerializedProto(bytes);
   if (!status.ok())
     throw std::runtime_error("tokenizer '" + path + "': " + status.ToString());
   if (bosId_ < 0)
