@@ -18,13 +18,18 @@ int32_t Sampler::next(const float* logits, int64_t vocab) {
         best = i;
     return static_cast<int32_t>(best);
   }
+  // Scaled relative to the largest logit, in double: (l - max) / T is 0 for the best and falls
+  // to -inf for the rest as T shrinks, so a tiny temperature approaches greedy instead of
+  // overflowing to inf - inf = NaN weights.
+  float largest = *std::max_element(logits, logits + vocab);
   candidates_.clear();
   for (int64_t i = 0; i < vocab; ++i)
-    candidates_.emplace_back(logits[i] / config_.temperature, static_cast<int32_t>(i));
+    candidates_.emplace_back((double(logits[i]) - largest) / config_.temperature,
+                             static_cast<int32_t>(i));
   std::sort(candidates_.begin(), candidates_.end(),
             [](const auto& a, const auto& b) { return a.first > b.first; });
   if (config_.top_k > 0 && config_.top_k < vocab) {
-    float threshold = candidates_[static_cast<size_t>(config_.top_k) - 1].first;
+    double threshold = candidates_[static_cast<size_t>(config_.top_k) - 1].first;
     size_t keep = static_cast<size_t>(config_.top_k);
     while (keep < candidates_.size() && candidates_[keep].first >= threshold)
       ++keep;

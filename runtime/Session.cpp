@@ -7,6 +7,7 @@
 #include <HalideRuntime.h>
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 
@@ -295,6 +296,18 @@ int32_t gemma_generate(gemma_session* session, const int32_t* prompt, int32_t pr
                                "or a bare GemmaModel (use gemma_forward)");
     if (!prompt || prompt_length < 1 || !config || !output)
       throw std::runtime_error("gemma_generate: an empty prompt or a null argument");
+    // As transformers' generation config: a temperature that is a strictly positive number, a
+    // top_p in [0, 1], a top_k of at least 0 (0: off).
+    if (config->do_sample && !(std::isfinite(config->temperature) && config->temperature > 0))
+      throw std::runtime_error("gemma_generate: temperature " +
+                               std::to_string(config->temperature) +
+                               " is not a strictly positive number");
+    if (config->do_sample && !(config->top_p >= 0 && config->top_p <= 1))
+      throw std::runtime_error("gemma_generate: top_p " + std::to_string(config->top_p) +
+                               " is outside [0, 1]");
+    if (config->do_sample && config->top_k < 0)
+      throw std::runtime_error("gemma_generate: top_k " + std::to_string(config->top_k) +
+                               " is negative");
     if (config->num_stop_ids < 0 || config->num_stop_ids > GEMMA_MAX_STOP_IDS)
       throw std::runtime_error("gemma_generate: num_stop_ids " +
                                std::to_string(config->num_stop_ids) + " is outside 0.." +

@@ -59,7 +59,7 @@ public:
 private:
   gemma_generation_config config_;
   std::mt19937_64 random_;
-  std::vector<std::pair<float, int32_t>> candidates_;
+  std::vector<std::pair<double, int32_t>> candidates_; // (scaled logit, id)
 };
 
 } // namespace gemma::rt

@@ -5,6 +5,8 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -115,7 +117,7 @@ int run(int argc, char** argv) {
   std::string prompt, inputIds, weightsPath, tokenizerPath, logitsPath;
   int32_t maxLength = 0, maxNewTokens = 0, topK = -1, prefillTokens = 0;
   float temperature = -1, topP = -1;
-  uint64_t seed = 0;
+  std::string seedText = "0";
   bool chat = false, printIds = false, bench = false, doSample = false;
   app.add_option("--prompt", prompt, "The text to continue (or classify)");
   app.add_option("--input-ids", inputIds, "Token ids instead of a prompt: 2,651,1234");
@@ -124,13 +126,11 @@ int run(int argc, char** argv) {
   app.add_option("--max-new-tokens", maxNewTokens, "Tokens to generate (wins over --max-length)")
       ->check(CLI::PositiveNumber);
   app.add_flag("--do-sample", doSample, "Sample (implied by --temperature, --top-k, --top-p)");
-  app.add_option("--temperature", temperature, "Divide the logits by T before sampling")
-      ->check(CLI::NonNegativeNumber);
+  app.add_option("--temperature", temperature, "Divide the logits by T (> 0) before sampling");
   app.add_option("--top-k", topK, "Sample among the K most likely (default 50, 0: all)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--top-p", topP, "Sample among the most likely with this much probability")
-      ->check(CLI::Range(0.0f, 1.0f));
-  app.add_option("--seed", seed, "Random seed for sampling");
+  app.add_option("--top-p", topP, "Sample among the most likely with this much probability");
+  app.add_option("--seed", seedText, "Random seed for sampling (0 to 2^64 - 1)");
   app.add_flag("--chat", chat, "Wrap the prompt in Gemma's chat template, stop at <end_of_turn>");
   app.add_flag("--ids", printIds, "Print the token ids instead of the text");
   app.add_option("--dump-logits", logitsPath,
@@ -237,12 +237,24 @@ int run(int argc, char** argv) {
   if (maxLength)
     config.max_length = maxLength;
   config.max_new_tokens = maxNewTokens;
-  config.do_sample = doSample || temperature >= 0 || topK >= 0 || topP >= 0;
-  if (temperature >= 0)
+  // Given values are checked as transformers does (NaN and infinities too: NaN fails every
+  // comparison, so a range check alone would let it through to a silent greedy run).
+  bool temperatureGiven = app.count("--temperature") > 0, topPGiven = app.count("--top-p") > 0;
+  if (temperatureGiven && !(std::isfinite(temperature) && temperature > 0))
+    throw Failure{"--temperature: '" + std::to_string(temperature) +
+                  "' is not a strictly positive number (omit it for greedy decoding)"};
+  if (topPGiven && !(topP >= 0 && topP <= 1))
+    throw Failure{"--top-p: '" + std::to_string(topP) + "' is outside [0, 1]"};
+  uint64_t seed = 0;
+  auto [end, parsed] = std::from_chars(seedText.data(), seedText.data() + seedText.size(), seed);
+  if (parsed != std::errc() || end != seedText.data() + seedText.size())
+    throw Failure{"--seed: '" + seedText + "' is not a number from 0 to 2^64 - 1"};
+  config.do_sample = doSample || temperatureGiven || topK >= 0 || topPGiven;
+  if (temperatureGiven)
     config.temperature = temperature;
   if (topK >= 0)
     config.top_k = topK;
-  if (topP >= 0)
+  if (topPGiven)
     config.top_p = topP;
   config.seed = seed;
   config.prefill_tokens = prefillTokens;
