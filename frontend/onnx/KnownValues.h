@@ -15,11 +15,18 @@ namespace gemma::onnx_import {
 
 class KnownValues {
 public:
+  // Known vectors are shapes and indices: longer ones are not tracked (a Range of 2^40 values
+  // would otherwise be held as 2^40 dims).
+  static constexpr int64_t kMaxLength = 4096;
+
   // The value of `v` element by element, if known.
   std::optional<std::vector<Dim>> dims(const Value* v) const;
   // The same when every element is a constant.
   std::optional<Ints> ints(const Value* v) const;
-  void set(const Value* v, std::vector<Dim> values) { known_[v] = std::move(values); }
+  void set(const Value* v, std::vector<Dim> values) {
+    if (static_cast<int64_t>(values.size()) <= kMaxLength)
+      known_[v] = std::move(values);
+  }
 
   // r = a (+ - * /) b, r = (a == b) and r = where(cond, x, y) on known vectors (numpy
   // broadcasting of a length-1 operand), where decidable; r stays unknown otherwise.

@@ -314,10 +314,25 @@ Value* constantOfShape(NodeContext& n) {
   double v = fill.values()[0];
   Value* scalar = n.b.scalar(fill.type, v);
   Value* r = n.b.create(OpKind::Expand, {scalar, shape}, {}, TensorType{fill.type, dims});
-  if (isInteger(fill.type) && dims.size() == 1 && dims[0].isStatic())
+  if (isInteger(fill.type) && dims.size() == 1 && dims[0].isStatic() &&
+      dims[0].staticValue() <= KnownValues::kMaxLength)
     n.known.set(r, std::vector<Dim>(static_cast<size_t>(dims[0].staticValue()),
                                     Dim::constant(static_cast<int64_t>(v))));
   return {r};
+}
+
+// ceil((limit - start) / delta), at least 0, as ONNX Range computes its length; a delta of 0, a
+// non-finite bound or a length past what a dim may hold is refused (onnxruntime refuses them too;
+// the cast of inf to an integer was undefined behaviour).
+int64_t rangeLength(NodeContext& n, double span, double delta) {
+  if (delta == 0 || !std::isfinite(delta) || !std::isfinite(span))
+    n.fail("not supported (a delta of 0, or a start, limit or delta that is not finite)");
+  double count = std::ceil(span / delta);
+  if (count <= 0)
+    return 0;
+  if (!(count <= static_cast<double>(kMaxDimValue)))
+    n.fail("its length " + std::to_string(count) + " is too large");
+  return static_cast<int64_t>(count);
 }
 
 Value* range(NodeContext& n) {
@@ -330,19 +345,18 @@ Value* range(NodeContext& n) {
   if (s && l && d && s->size() == 1 && l->size() == 1) {
     Dim span = (*l)[0] - (*s)[0];
     if (span.isStatic())
-      length = Dim::constant(std::max<int64_t>(
-          0, static_cast<int64_t>(std::ceil(static_cast<double>(span.staticValue()) / *d))));
+      length = Dim::constant(rangeLength(n, static_cast<double>(span.staticValue()), *d));
     else if (*d == 1)
       length = span;
   } else if (auto a = constantScalar(start); a && d && constantScalar(limit)) {
-    double z = *constantScalar(limit);
-    length = Dim::constant(std::max<int64_t>(0, static_cast<int64_t>(std::ceil((z - *a) / *d))));
+    length = Dim::constant(rangeLength(n, *constantScalar(limit) - *a, *d));
   }
   if (length.isUnknown())
     n.fail("its length is not known at compile time");
   Value* r = n.b.create(OpKind::Range, {start, limit, delta}, {},
                         TensorType{start->type.elementType, {length}});
-  if (s && d && *d == 1 && length.isStatic() && isInteger(start->type.elementType)) {
+  if (s && d && *d == 1 && length.isStatic() && length.staticValue() <= KnownValues::kMaxLength &&
+      isInteger(start->type.elementType)) {
     std::vector<Dim> values;
     for (int64_t i = 0; i < length.staticValue(); ++i)
       values.push_back((*s)[0] + Dim::constant(i));

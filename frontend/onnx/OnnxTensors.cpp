@@ -5,6 +5,7 @@
 #include "ir/ElementCodec.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -26,17 +27,22 @@ std::vector<uint8_t> readExternal(const onnx::TensorProto& t, size_t bytes, cons
                                   const std::string& what) {
   std::string location;
   int64_t offset = 0, length = -1;
-  for (const onnx::StringStringEntryProto& entry : t.external_data()) {
-    try {
-      if (entry.key() == "location")
-        location = entry.value();
-      else if (entry.key() == "offset")
-        offset = std::stoll(entry.value());
-      else if (entry.key() == "length")
-        length = std::stoll(entry.value());
-    } catch (const std::exception&) {
+  // Numbers whole or not at all ("12abc" is not 12), as onnx reads them.
+  auto number = [&](const onnx::StringStringEntryProto& entry) {
+    int64_t value = 0;
+    const std::string& text = entry.value();
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || error != std::errc() || end != text.data() + text.size())
       failFile(path, what + ": external data field '" + entry.key() + "' is not a number");
-    }
+    return value;
+  };
+  for (const onnx::StringStringEntryProto& entry : t.external_data()) {
+    if (entry.key() == "location")
+      location = entry.value();
+    else if (entry.key() == "offset")
+      offset = number(entry);
+    else if (entry.key() == "length")
+      length = number(entry);
   }
   fs::path relative(location);
   if (location.empty() || relative.is_absolute() ||
@@ -163,23 +169,23 @@ TensorData decodeTensor(const onnx::TensorProto& t, const std::string& path,
                          " bytes, its shape needs " + std::to_string(bytes));
     data.bytes.assign(t.raw_data().begin(), t.raw_data().end());
   } else {
+    // The values present must be what the shape declares, checked before anything is allocated
+    // (a [2^28, 4] tensor with no data reached 4 GB before its error).
+    int present = t.data_type() == onnx::TensorProto::FLOAT   ? t.float_data_size()
+                  : t.data_type() == onnx::TensorProto::INT64 ? t.int64_data_size()
+                                                              : t.int32_data_size();
+    if (present != count)
+      failFile(path, what + ": holds " + std::to_string(present) + " values, its shape needs " +
+                         std::to_string(count));
     data.bytes.resize(bytes);
-    auto expect = [&](int size) {
-      if (size != count)
-        failFile(path, what + ": holds " + std::to_string(size) + " values, its shape needs " +
-                           std::to_string(count));
-    };
     switch (t.data_type()) {
     case onnx::TensorProto::FLOAT:
-      expect(t.float_data_size());
       std::memcpy(data.bytes.data(), t.float_data().data(), bytes);
       break;
     case onnx::TensorProto::INT64:
-      expect(t.int64_data_size());
       std::memcpy(data.bytes.data(), t.int64_data().data(), bytes);
       break;
     default: // int32_data holds int32, int8, bool, and the bits of f16 and bf16
-      expect(t.int32_data_size());
       for (int64_t i = 0; i < count; ++i) {
         int32_t v = t.int32_data(static_cast<int>(i));
         std::memcpy(data.bytes.data() + i * elementSize(*type), &v,
