@@ -283,17 +283,20 @@ private:
     expectPunctuation(")");
   }
 
-  int64_t parseInteger() {
-    bool negative = consumePunctuation("-");
+  // An integer, its '-' consumed here or already by the caller (`negated`): the magnitude is read
+  // unsigned so that INT64_MIN, which the printer writes, parses back.
+  int64_t parseInteger(bool negated = false) {
+    bool negative = negated || consumePunctuation("-");
     if (current_.kind != TokenKind::Integer)
       error("expected an integer" + found());
-    int64_t value = 0;
+    uint64_t magnitude = 0;
     const std::string& text = current_.text;
-    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || ptr != text.data() + text.size())
-      error("integer '" + text + "' is out of range");
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), magnitude);
+    uint64_t limit = negative ? uint64_t(1) << 63 : (uint64_t(1) << 63) - 1;
+    if (ec != std::errc() || ptr != text.data() + text.size() || magnitude > limit)
+      error("integer '" + std::string(negative ? "-" : "") + text + "' is out of range");
     take();
-    return negative ? -value : value;
+    return negative ? static_cast<int64_t>(0 - magnitude) : static_cast<int64_t>(magnitude);
   }
 
   int64_t parseDimNumber() {
@@ -413,8 +416,7 @@ private:
         } else {
           if (atFloat())
             error("list mixes integers and floats");
-          int64_t v = parseInteger();
-          ints.push_back(first && negative ? -v : v);
+          ints.push_back(parseInteger(first && negative));
         }
         first = false;
       } while (consumePunctuation(","));
@@ -428,10 +430,8 @@ private:
       double v = parseFloatNumber();
       return negative ? -v : v;
     }
-    if (current_.kind == TokenKind::Integer) {
-      int64_t v = parseInteger();
-      return negative ? -v : v;
-    }
+    if (current_.kind == TokenKind::Integer)
+      return parseInteger(negative);
     error("expected an attribute value" + found());
   }
 
