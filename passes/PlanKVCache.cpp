@@ -26,6 +26,17 @@ namespace {
 using namespace pattern;
 
 constexpr int64_t kAlignment = GEMMA_BUFFER_ALIGNMENT;
+// Sizes stay far inside int64 (as plan-memory's bound): 2^50 bytes, a petabyte.
+constexpr int64_t kMaxBytes = int64_t(1) << 50;
+
+// The KV-cache area's size so far plus one region, refused past kMaxBytes (crafted IR with a
+// negative or huge cache_bytes made it wrap, to 0).
+int64_t checkedSum(const Op& op, int64_t offset, int64_t bytes) {
+  int64_t sum = 0;
+  if (bytes < 0 || __builtin_add_overflow(offset, bytes, &sum) || sum > kMaxBytes)
+    throw UserError(op.loc, "cannot plan the KV cache: its regions add up past 2^50 bytes");
+  return sum;
+}
 
 class PlanKVCache : public Pass {
 public:
@@ -44,7 +55,7 @@ public:
     for (auto it = graph.ops.begin(); it != graph.ops.end(); ++it) {
       Op& op = **it;
       if (op.kind == OpKind::KVCacheAppend) {
-        offset += *op.attr<int64_t>("cache_bytes"); // planned before: keep its region
+        offset = checkedSum(op, offset, *op.attr<int64_t>("cache_bytes")); // keep its region
         continue;
       }
       const int64_t* axis = op.attr<int64_t>("axis");
@@ -55,8 +66,13 @@ public:
       const TensorType& cache = op.operands[0]->type;
       if (!cache.dims[1].isStatic() || !cache.dims[3].isStatic())
         continue;
-      int64_t bytes = options_.maxBatch * cache.dims[1].staticValue() * options_.maxSeqLen *
-                      cache.dims[3].staticValue() * elementSize(cache.elementType);
+      int64_t bytes = 1;
+      for (int64_t factor : {options_.maxBatch, cache.dims[1].staticValue(), options_.maxSeqLen,
+                             cache.dims[3].staticValue(), elementSize(cache.elementType)})
+        if (factor < 0 || __builtin_mul_overflow(bytes, factor, &bytes) || bytes > kMaxBytes)
+          throw UserError(op.loc,
+                          "cannot plan the KV cache for " + cache.str() + ": " +
+                              "max batch x kv heads x max sequence x head dim is too large");
       bytes = (bytes + kAlignment - 1) / kAlignment * kAlignment;
       Builder b(graph);
       b.setInsertPoint(it);
@@ -69,7 +85,7 @@ public:
       if (!append)
         continue; // not a cache this pass understands: leave the concat
       graph.replaceAllUsesWith(op.result(), append);
-      offset += bytes;
+      offset = checkedSum(op, offset, bytes);
       changed = true;
     }
     if (changed) {
