@@ -27,6 +27,21 @@ namespace fs = std::filesystem;
 // As the safetensors reference implementation: a header above 100 MB is refused.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
+// A name from a file as an error can show it: control bytes (a NUL would end the message) as \xNN.
+std::string printable(const std::string& name) {
+  std::string out;
+  for (unsigned char c : name) {
+    if (c >= 0x20 && c != 0x7f) {
+      out += static_cast<char>(c);
+      continue;
+    }
+    char escaped[5];
+    snprintf(escaped, sizeof escaped, "\\x%02x", c);
+    out += escaped;
+  }
+  return out;
+}
+
 [[noreturn]] void fail(const std::string& file, const std::string& message) {
   throw UserError(Location::named(file), message);
 }
@@ -179,6 +194,18 @@ void SafetensorsFile::parseImage(const uint8_t* bytes, size_t size) {
     if (ranges[i].begin < ranges[i - 1].end)
       fail(file, "tensors '" + ranges[i - 1].name + "' and '" + ranges[i].name +
                      "' overlap in the data section");
+  // As the safetensors library validates a file: the tensors fill the data section exactly, from
+  // its first byte to its last (bytes in a gap or past the end are data nothing names).
+  uint64_t covered = 0;
+  for (const Range& range : ranges) {
+    if (range.begin != covered)
+      fail(file, "the data section has unused bytes [" + std::to_string(covered) + ", " +
+                     std::to_string(range.begin) + ") before tensor '" + range.name + "'");
+    covered = range.end;
+  }
+  if (covered != dataBytes)
+    fail(file, "the data section has " + std::to_string(dataBytes - covered) +
+                   " bytes after the last tensor");
 }
 
 WeightStore WeightStore::openFolder(const std::string& folder) {
@@ -199,9 +226,9 @@ WeightStore WeightStore::openFolder(const std::string& folder) {
         fail(indexFile, "weight_map['" + tensor + "'] must be a file name");
       std::string shardName = shard.get<std::string>();
       // Shards are plain file names inside the folder: never a path that leaves it.
-      if (shardName.empty() || shardName.find('/') != std::string::npos || shardName == "." ||
-          shardName == "..")
-        fail(indexFile, "weight_map['" + tensor + "'] names '" + shardName +
+      if (shardName.empty() || shardName.find('/') != std::string::npos ||
+          shardName.find('\0') != std::string::npos || shardName == "." || shardName == "..")
+        fail(indexFile, "weight_map['" + tensor + "'] names '" + printable(shardName) +
                             "', which is not a file in the checkpoint folder");
       resolveModelFile(folder, shardName, indexFile, "weight_map['" + tensor + "']: shard");
       auto found = std::find(store.files_.begin(), store.files_.end(), (dir / shardName).string());

@@ -145,6 +145,30 @@ TEST_F(BadCheckpoint, OverlappingRanges) {
   expectError("overlap in the data section");
 }
 
+// The tensors fill the data section exactly, as the safetensors library requires: no gap before
+// the first, none between, nothing after the last (each was accepted).
+TEST_F(BadCheckpoint, DataSectionWithUnusedBytes) {
+  std::string image = safetensorsImage(tensors_);
+  writeFile(dir_ / "model.safetensors", image + std::string(8, '\0'));
+  expectError("the data section has 8 bytes after the last tensor");
+  Json header = Json::object();
+  std::string data(16, '\0'); // a gap of 16 bytes, then every tensor
+  for (const RawTensor& t : tensors_) {
+    header[t.name] = {{"dtype", t.dtype},
+                      {"shape", t.shape},
+                      {"data_offsets", {data.size(), data.size() + t.bytes.size()}}};
+    data += t.bytes;
+  }
+  writeFile(dir_ / "model.safetensors", safetensorsImage(header.dump(), data));
+  expectError("the data section has unused bytes [0, 16) before tensor '");
+}
+
+TEST_F(BadCheckpoint, ShardNameWithANul) {
+  Json index = {{"weight_map", {{"model.norm.weight", std::string("model\0.safetensors", 18)}}}};
+  writeFile(dir_ / "model.safetensors.index.json", index.dump());
+  expectError("names 'model\\x00.safetensors', which is not a file in the checkpoint folder");
+}
+
 TEST_F(BadCheckpoint, UnknownAndUnsupportedDtypes) {
   tensor("model.norm.weight").dtype = "Q4";
   writeTensors();
