@@ -35,9 +35,12 @@ public:
     const Json& value = json_.at(key);
     if (!value.is_number_integer())
       fail(std::string("field '") + key + "' must be an integer, got " + value.dump());
-    int64_t v = value.get<int64_t>();
-    if (v < min || v > max)
-      fail(std::string("field '") + key + "' = " + std::to_string(v) + " is outside [" +
+    // An unsigned value above INT64_MAX (2^64 - 1) is out of range as written, not its wrap.
+    bool tooLarge =
+        value.is_number_unsigned() && value.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX);
+    int64_t v = tooLarge ? 0 : value.get<int64_t>();
+    if (tooLarge || v < min || v > max)
+      fail(std::string("field '") + key + "' = " + value.dump() + " is outside [" +
            std::to_string(min) + ", " + std::to_string(max) + "]");
     return v;
   }
@@ -97,7 +100,9 @@ std::vector<int64_t> readTokenIds(const ConfigReader& reader, const char* key) {
     return {reader.integer(key, std::nullopt, 0, kMaxDim)};
   std::vector<int64_t> ids;
   for (const Json& id : value) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > kMaxDim)
+    if (!id.is_number_integer() ||
+        (id.is_number_unsigned() ? id.get<uint64_t>() > static_cast<uint64_t>(kMaxDim)
+                                 : id.get<int64_t>() < 0 || id.get<int64_t>() > kMaxDim))
       reader.fail(std::string("field '") + key + "' must be a token id or a list of them");
     ids.push_back(id.get<int64_t>());
   }

@@ -93,6 +93,20 @@ TEST(GemmaConfig, Refusals) {
             std::string::npos);
 }
 
+// A value above INT64_MAX is named as written (2^64 - 1 was reported as "= -1", its wrap).
+TEST(GemmaConfig, HugeIntegersAreReportedAsWritten) {
+  std::string text = minimalConfig().dump();
+  text.replace(text.find("\"vocab_size\":256000"), 19, "\"vocab_size\":18446744073709551615");
+  EXPECT_NE(userErrorOf([&] {
+              parseGemmaConfig(text, "config.json");
+            }).find("field 'vocab_size' = 18446744073709551615 is outside"),
+            std::string::npos);
+  auto json = minimalConfig();
+  json["eos_token_id"] = nlohmann::json::array({1, uint64_t(18446744073709551615ull)});
+  EXPECT_NE(userErrorOf([&] { parse(json); }).find("must be a token id or a list of them"),
+            std::string::npos);
+}
+
 TEST(GemmaConfig, HeadNames) {
   for (Head head :
        {Head::CausalLM, Head::Model, Head::SequenceClassification, Head::TokenClassification})
