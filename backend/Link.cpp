@@ -19,9 +19,23 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string toolFromEnvironment(const char* variable, const char* fallback) {
+// $CC, $CXX or $AR as make runs them: split at spaces, so "ccache cc" is a command and its
+// argument (quoting is not interpreted).
+std::vector<std::string> toolFromEnvironment(const char* variable, const char* fallback) {
   const char* value = std::getenv(variable);
-  return value && *value ? value : fallback;
+  std::istringstream words(value && *value ? value : fallback);
+  std::vector<std::string> command;
+  for (std::string word; words >> word;)
+    command.push_back(word);
+  if (command.empty())
+    command.push_back(fallback);
+  return command;
+}
+
+// A tool's command line: the tool (a command and its own arguments) then these arguments.
+std::vector<std::string> with(std::vector<std::string> tool, std::vector<std::string> arguments) {
+  tool.insert(tool.end(), arguments.begin(), arguments.end());
+  return tool;
 }
 
 // Runs a tool (no shell: paths need no quoting); its own messages go to our stderr.
@@ -187,21 +201,22 @@ LinkedProgram linkProgram(const Graph& graph, const ProgramFacts& facts, const K
                           const std::string& outputDir) {
   std::string model = programModelSymbol(facts.name), entry = programEntrySymbol(facts.name);
   fs::path build(buildDir), out(outputDir);
-  std::string cc = toolFromEnvironment("CC", "cc"), cxx = toolFromEnvironment("CXX", "c++");
-  std::string ar = toolFromEnvironment("AR", "ar");
+  std::vector<std::string> cc = toolFromEnvironment("CC", "cc"),
+                           cxx = toolFromEnvironment("CXX", "c++"),
+                           ar = toolFromEnvironment("AR", "ar");
   fs::path runtimeSource = GEMMAC_RUNTIME_INCLUDE;
 
   writeText(build / "model.c", describeModel(graph, facts, model, entry));
   // -Werror: the entry point is declared with the runtime's gemma_entry type, and any mismatch
   // (a model ABI change made on one side only) must stop the build, not call it wrongly.
-  runTool({cc, "-c", "-O2", "-fPIC", "-Werror", "-I", runtimeSource.string(),
-           (build / "model.c").string(), "-o", (build / "model.o").string()},
+  runTool(with(cc, {"-c", "-O2", "-fPIC", "-Werror", "-I", runtimeSource.string(),
+                    (build / "model.c").string(), "-o", (build / "model.o").string()}),
           "compiling the model description");
   writeText(build / "main_model.c",
             "#include \"runtime/gemma_model.h\"\nextern const gemma_model_desc " + model +
                 ";\nconst gemma_model_desc* const gemma_main_model = &" + model + ";\n");
-  runTool({cc, "-c", "-O2", "-fPIC", "-I", runtimeSource.string(),
-           (build / "main_model.c").string(), "-o", (build / "main_model.o").string()},
+  runTool(with(cc, {"-c", "-O2", "-fPIC", "-I", runtimeSource.string(),
+                    (build / "main_model.c").string(), "-o", (build / "main_model.o").string()}),
           "compiling the program's glue");
 
   LinkedProgram program;
@@ -214,12 +229,12 @@ LinkedProgram linkProgram(const Graph& graph, const ProgramFacts& facts, const K
   fs::path runtimeObjects = build / "runtime";
   fs::remove_all(runtimeObjects);
   fs::create_directories(runtimeObjects);
-  runTool({ar, "x", "--output", runtimeObjects.string(), GEMMAC_RUNTIME_LIBRARY},
+  runTool(with(ar, {"x", "--output", runtimeObjects.string(), GEMMAC_RUNTIME_LIBRARY}),
           "unpacking gemmac's runtime");
   program.library = (out / ("lib" + facts.name + ".a")).string();
   fs::remove(program.library);
-  std::vector<std::string> archive = {ar, "rcs", program.library, entryObject,
-                                      (build / "model.o").string()};
+  std::vector<std::string> archive =
+      with(ar, {"rcs", program.library, entryObject, (build / "model.o").string()});
   for (const KernelGroup& group : kernels.groups)
     archive.push_back(group.objectPath);
   archive.push_back(kernels.runtimeObjectPath);
@@ -228,9 +243,9 @@ LinkedProgram linkProgram(const Graph& graph, const ProgramFacts& facts, const K
   runTool(archive, "archiving lib" + facts.name + ".a");
 
   program.executable = (out / facts.name).string();
-  runTool({cxx, "-o", program.executable, (build / "main_model.o").string(),
-           GEMMAC_RUNTIME_MAIN_LIBRARY, program.library, "-lsentencepiece", "-lpthread", "-ldl",
-           "-lm"},
+  runTool(with(cxx, {"-o", program.executable, (build / "main_model.o").string(),
+                     GEMMAC_RUNTIME_MAIN_LIBRARY, program.library, "-lsentencepiece", "-lpthread",
+                     "-ldl", "-lm"}),
           "linking " + program.executable);
   return program;
 }
