@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <xxhash.h>
@@ -33,7 +34,17 @@ uint16_t narrowed(float value, ElementType type) {
   return type == ElementType::F16 ? codec::doubleToF16Bits(value) : codec::floatToBf16Bits(value);
 }
 
-void writeNarrowed(std::ofstream& file, const TensorView& view, ElementType type) {
+// The data section as it is written, and its xxh3 (the weights file's data_xxh3).
+struct DataWriter {
+  std::ofstream& file;
+  XXH3_state_t* hash;
+  void write(const void* bytes, size_t size) {
+    XXH3_64bits_update(hash, bytes, size);
+    file.write(static_cast<const char*>(bytes), static_cast<std::streamsize>(size));
+  }
+};
+
+void writeNarrowed(DataWriter& out, const TensorView& view, ElementType type) {
   const float* values = reinterpret_cast<const float*>(view.data);
   int64_t count = static_cast<int64_t>(view.bytes / 4);
   std::vector<uint16_t> chunk(1 << 20);
@@ -44,7 +55,7 @@ void writeNarrowed(std::ofstream& file, const TensorView& view, ElementType type
       std::memcpy(&value, values + start + i, 4); // the mapping need not be 4-byte aligned
       chunk[static_cast<size_t>(i)] = narrowed(value, type);
     }
-    file.write(reinterpret_cast<const char*>(chunk.data()), static_cast<std::streamsize>(n * 2));
+    out.write(chunk.data(), static_cast<size_t>(n * 2));
   }
 }
 
@@ -67,7 +78,11 @@ std::string modelHash(const Graph& graph) {
 
 int64_t writeWeightsFile(const Graph& graph, const WeightStore& weights, const std::string& path) {
   nlohmann::json header = nlohmann::json::object();
-  header["__metadata__"] = {{"format", kFormat}, {"model_hash", modelHash(graph)}};
+  // data_xxh3: the data section's checksum, verified by the program when it loads the file
+  // (written as a placeholder here, then over it once the data is written).
+  const std::string placeholder(16, '0');
+  header["__metadata__"] = {
+      {"format", kFormat}, {"model_hash", modelHash(graph)}, {"data_xxh3", placeholder}};
   std::vector<std::pair<const TensorView*, ElementType>> views;
   uint64_t offset = 0;
   for (const Op* op : distinctWeights(graph)) {
@@ -100,13 +115,25 @@ int64_t writeWeightsFile(const Graph& graph, const WeightStore& weights, const s
     prefix[i] = static_cast<char>((length >> (8 * i)) & 0xff);
   file.write(prefix, 8);
   file.write(text.data(), static_cast<std::streamsize>(text.size()));
+  std::unique_ptr<XXH3_state_t, XXH_errorcode (*)(XXH3_state_t*)> hash(XXH3_createState(),
+                                                                       XXH3_freeState);
+  XXH3_64bits_reset(hash.get());
+  DataWriter data{file, hash.get()};
   for (const auto& [view, stored] : views) {
     if (stored != view->elementType)
-      writeNarrowed(file, *view, stored);
+      writeNarrowed(data, *view, stored);
     else
-      file.write(reinterpret_cast<const char*>(view->data),
-                 static_cast<std::streamsize>(view->bytes));
+      data.write(view->data, view->bytes);
   }
+  char checksum[17];
+  snprintf(checksum, sizeof checksum, "%016llx",
+           static_cast<unsigned long long>(XXH3_64bits_digest(hash.get())));
+  std::string field = "\"data_xxh3\":\"" + placeholder + "\"";
+  size_t at = text.find(field);
+  GEMMA_INTERNAL_ASSERT(at != std::string::npos, "the checksum's placeholder is in the header");
+  file.seekp(static_cast<std::streamoff>(8 + at + field.size() - 1 - placeholder.size()));
+  file.write(checksum, 16);
+  file.close();
   if (!file)
     throw UserError(Location::named(path), "cannot be written");
   return static_cast<int64_t>(8 + text.size() + offset);
