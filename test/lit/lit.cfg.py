@@ -15,5 +15,8 @@ config.substitutions.append(("%gemmac_examples", os.path.join(config.gemmac_sour
 # Halide code generation runs uninstrumented LLVM inside the tool; the sanitized build skips it.
 if config.gemmac_sanitize.upper() not in ("ON", "1", "TRUE", "YES"):
     config.available_features.add("halide-codegen")
+# The runtime built with ASan and UBSan (runtime/CMakeLists.txt), to link compiled models with.
+config.substitutions.append(("%gemma_rt_sanitized", config.gemma_rt_sanitized))
+config.substitutions.append(("%gemma_rt_main_sanitized", config.gemma_rt_main_sanitized))
 config.substitutions.append(
     ("%fixtures", os.path.join(config.gemmac_source_root, "test", "fixtures")))
