@@ -9,6 +9,7 @@
 #include <limits>
 #include <onnx/defs/parser.h>
 #include <onnx/onnx_pb.h>
+#include <sys/resource.h>
 
 namespace gemma {
 namespace {
@@ -74,6 +75,34 @@ TEST(OnnxBadInput, RangeWithAZeroDeltaOrInfiniteBounds) {
     })"),
                            "too_long"),
                 "is too large");
+}
+
+// Sizes are checked before memory is taken: an initializer that declares [2^28, 4] floats and holds
+// none is refused without allocating its 4 GiB (it reached 4 GB RSS first), and a Range of 2^40
+// values imports without holding 2^40 known values (it allocated until bad_alloc).
+TEST(OnnxBadInput, DeclaredSizesAreCheckedBeforeAllocating) {
+  onnx::ModelProto model = parse(R"(
+    <ir_version: 8, opset_import: ["" : 17]>
+    empty_initializer (float[4] x) => (float[4] y) { y = Add(x, x) })");
+  onnx::TensorProto* w = model.mutable_graph()->add_initializer();
+  w->set_name("w");
+  w->set_data_type(onnx::TensorProto::FLOAT);
+  w->add_dims(int64_t(1) << 28);
+  w->add_dims(4);
+  expectRefused(writeModel(model, "empty_initializer"),
+                "holds 0 values, its shape needs 1073741824");
+  importOnnxModel(writeModel(parse(R"(
+    <ir_version: 8, opset_import: ["" : 17]>
+    long_range (float[1] x) => (int64[?] y) {
+      s = Constant <value = int64 {0}> ()
+      l = Constant <value = int64 {1099511627776}> ()
+      d = Constant <value = int64 {1}> ()
+      y = Range(s, l, d)
+    })"),
+                             "long_range"));
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  EXPECT_LT(usage.ru_maxrss, 1024 * 1024) << "peak RSS in KiB"; // well below the 4 GiB
 }
 
 TEST(OnnxBadInput, ExternalDataFieldsAreWholeNumbers) {
