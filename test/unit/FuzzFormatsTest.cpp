@@ -2,6 +2,7 @@
 // fixtures (the committed seed corpus) are mutated at random (bytes flipped, deleted, duplicated,
 // truncated) and every mutant must be read or refused with a UserError, nothing else. Runs in
 // the sanitized build too, so out-of-bounds reads show there.
+#include "Mutate.h"
 #include "formats/GemmaConfig.h"
 #include "formats/Safetensors.h"
 
@@ -23,28 +24,6 @@ std::string readBytes(const fs::path& path) {
   return bytes.str();
 }
 
-// One to four edits, each within the first `span` bytes (where the parsers' structure is).
-std::string mutate(std::string bytes, std::mt19937_64& rng, size_t span) {
-  int edits = 1 + static_cast<int>(rng() % 4);
-  for (int e = 0; e < edits && !bytes.empty(); ++e) {
-    size_t at = rng() % std::min(bytes.size(), span);
-    switch (rng() % 4) {
-    case 0:
-      bytes[at] = static_cast<char>(rng());
-      break;
-    case 1:
-      bytes.erase(at, 1 + rng() % 8);
-      break;
-    case 2:
-      bytes.insert(at, bytes.substr(at, 1 + rng() % 8));
-      break;
-    default:
-      bytes.resize(at);
-    }
-  }
-  return bytes;
-}
-
 const fs::path kFixtures = GEMMAC_FIXTURES_DIR;
 
 TEST(FuzzFormats, MutatedConfigsNeverCrash) {
@@ -55,7 +34,7 @@ TEST(FuzzFormats, MutatedConfigsNeverCrash) {
   int read = 0, refused = 0;
   for (int round = 0; round < 3000; ++round) {
     try {
-      parseGemmaConfig(mutate(seeds[rng() % seeds.size()], rng, 4096), "config.json");
+      parseGemmaConfig(testing::mutateBytes(seeds[rng() % seeds.size()], rng, 4096), "config.json");
       ++read;
     } catch (const UserError&) {
       ++refused;
@@ -73,7 +52,7 @@ TEST(FuzzFormats, MutatedSafetensorsNeverCrash) {
   int read = 0, refused = 0;
   for (int round = 0; round < 3000; ++round) {
     // Mostly the length and the JSON header; sometimes anywhere.
-    std::string bytes = mutate(seed, rng, rng() % 4 ? 4096 : seed.size());
+    std::string bytes = testing::mutateBytes(seed, rng, rng() % 4 ? 4096 : seed.size());
     try {
       SafetensorsFile::parse(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
                              "model.safetensors");
@@ -96,7 +75,7 @@ TEST(FuzzFormats, MutatedShardIndexesNeverCrash) {
   int read = 0, refused = 0;
   for (int round = 0; round < 500; ++round) {
     std::ofstream(folder / "model.safetensors.index.json", std::ios::binary | std::ios::trunc)
-        << mutate(seed, rng, seed.size());
+        << testing::mutateBytes(seed, rng, seed.size());
     try {
       WeightStore::openFolder(folder.string());
       ++read;

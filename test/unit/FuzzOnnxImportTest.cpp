@@ -1,6 +1,7 @@
 // Malformed ONNX never crashes the importer: ONNX's node-test models and a real Gemma export are
 // mutated at random (bytes flipped, deleted, duplicated, truncated) and every
 // mutant must import or fail with a UserError, nothing else. Runs in the sanitized build too.
+#include "Mutate.h"
 #include "frontend/OnnxImporter.h"
 
 #include <filesystem>
@@ -40,24 +41,7 @@ TEST(FuzzOnnxImport, MutatedModelsNeverCrash) {
   std::mt19937_64 rng(2026);
   int imported = 0, refused = 0;
   for (int round = 0; round < 3000; ++round) {
-    std::string bytes = seeds[rng() % seeds.size()];
-    int edits = 1 + static_cast<int>(rng() % 4);
-    for (int e = 0; e < edits && !bytes.empty(); ++e) {
-      size_t at = rng() % bytes.size();
-      switch (rng() % 4) {
-      case 0:
-        bytes[at] = static_cast<char>(rng());
-        break;
-      case 1:
-        bytes.erase(at, 1 + rng() % 8);
-        break;
-      case 2:
-        bytes.insert(at, bytes.substr(at, 1 + rng() % 8));
-        break;
-      default:
-        bytes.resize(at);
-      }
-    }
+    std::string bytes = testing::mutateBytes(seeds[rng() % seeds.size()], rng, SIZE_MAX);
     std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
     try {
       importOnnxModel(path);

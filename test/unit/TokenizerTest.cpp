@@ -1,6 +1,7 @@
 // The look-alike Gemma tokenizer (test/fixtures/tokenizer) through the sentencepiece library the
 // runtime links, against the ids transformers' GemmaTokenizer gave: <bos> + pieces, and decoding
 // back to the text. Its own executable: sentencepiece cannot share a process with protobuf.
+#include "Mutate.h"
 #include "runtime/Session.h"
 
 #include <fstream>
@@ -78,24 +79,7 @@ TEST(RuntimeTokenizer, MutatedModelsNeverCrash) {
   std::mt19937_64 rng(2029);
   int loaded = 0, refused = 0;
   for (int round = 0; round < 400; ++round) {
-    std::string bytes = seed;
-    int edits = 1 + static_cast<int>(rng() % 4);
-    for (int e = 0; e < edits && !bytes.empty(); ++e) {
-      size_t at = rng() % bytes.size();
-      switch (rng() % 4) {
-      case 0:
-        bytes[at] = static_cast<char>(rng());
-        break;
-      case 1:
-        bytes.erase(at, 1 + rng() % 8);
-        break;
-      case 2:
-        bytes.insert(at, bytes.substr(at, 1 + rng() % 8));
-        break;
-      default:
-        bytes.resize(at);
-      }
-    }
+    std::string bytes = gemma::testing::mutateBytes(seed, rng, seed.size());
     std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
     try {
       Tokenizer tokenizer(path, 2);
