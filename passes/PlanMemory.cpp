@@ -208,6 +208,13 @@ public:
         requests.push_back(buffers[b]);
       }
     constexpr int64_t kAlignment = GEMMA_BUFFER_ALIGNMENT;
+    // Each buffer is bounded (2^50 bytes) but their sum need not be: every offset, peak and live
+    // total the planner computes is at most this sum, so checking it keeps them all in int64.
+    int64_t total = 0;
+    for (const BufferRequest& request : requests)
+      if (__builtin_add_overflow(total, request.bytes + kAlignment, &total) ||
+          total > (int64_t(1) << 60))
+        throw UserError("cannot plan memory: the activations add up past 2^60 bytes");
     ArenaPlan plan = planArena(requests, kAlignment);
     for (Op* op : ops) {
       auto it = bufferOf.find(op->result());

@@ -6,6 +6,7 @@
 #include "RandomGraph.h"
 #include "TestUtil.h"
 #include "frontend/HFImporter.h"
+#include "ir/Builder.h"
 #include "ir/Printer.h"
 #include "passes/Pass.h"
 
@@ -138,6 +139,23 @@ TEST(PlanKVCache, ContextLongerThanPlannedIsARunTimeError) {
 // Random graphs whose dims are all bounded, planned and run in the arena, against the
 // interpreter: no two live buffers overlap, also with the views and in-place writes of graphs
 // unlike Gemma's.
+// Buffers bounded one by one can still add up past int64 (the planner's offsets and peak are sums
+// of them): 9,000 results of 2^50 bytes each, all live to the end, would wrap; they are refused.
+TEST(PlanMemory, ActivationsAddingUpPastTheBoundAreRefused) {
+  Graph graph("huge");
+  Value* x =
+      graph.addInput("x", tensorType(ElementType::F32, {int64_t(1) << 20, int64_t(1) << 28}));
+  Builder b(graph);
+  for (int i = 0; i < 9000; ++i)
+    graph.addOutput(b.unary(OpKind::Neg, x), "out" + std::to_string(i));
+  PassManager passes;
+  passes.add("plan-memory");
+  EXPECT_NE(testing::userErrorOf([&] {
+              passes.run(graph);
+            }).find("cannot plan memory: the activations add up past 2^60 bytes"),
+            std::string::npos);
+}
+
 TEST(PlanMemory, RandomGraphsRunInTheirArena) {
   std::mt19937_64 rng(2026);
   int planned = 0;
