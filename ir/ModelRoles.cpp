@@ -49,23 +49,23 @@ bool isPastCacheInput(const Graph& graph, const Value* value) {
 }
 
 void verifyRoles(const Graph& graph) {
-  auto check = [&](const char* name, size_t count, int64_t largest, int64_t smallest) {
+  auto check = [&](const char* name, const char* each, size_t count, int64_t largest,
+                   int64_t smallest) {
     auto it = graph.attrs.find(name);
     if (it == graph.attrs.end())
       return;
     const Ints* roles = std::get_if<Ints>(&it->second);
     if (!roles || roles->size() != count)
       throw UserError("graph @" + graph.name + ": attribute " + name + " must list " +
-                      std::to_string(count) + " role codes, one per " +
-                      (name == kInputRoles ? "input" : "output"));
+                      std::to_string(count) + " role codes, one per " + each);
     for (int64_t code : *roles)
       if (code < smallest || code > largest)
         throw UserError("graph @" + graph.name + ": attribute " + name + " has role code " +
                         std::to_string(code) + " (known: " + std::to_string(smallest) + " to " +
                         std::to_string(largest) + ")");
   };
-  check(kInputRoles, graph.inputs.size(), GEMMA_INPUT_PAST, -1);
-  check(kOutputRoles, graph.outputs.size(), GEMMA_OUTPUT_PRESENT, GEMMA_OUTPUT_HEAD);
+  check(kInputRoles, "input", graph.inputs.size(), GEMMA_INPUT_PAST, -1);
+  check(kOutputRoles, "output", graph.outputs.size(), GEMMA_OUTPUT_PRESENT, GEMMA_OUTPUT_HEAD);
 }
 
 } // namespace gemma

@@ -35,6 +35,23 @@ inline int openRegularFile(const std::string& path, uint64_t& size, std::string&
   return fd;
 }
 
+// Reads bytes [offset, offset + count) of `fd` into `dest`, retrying interrupted and short reads.
+// Returns how many bytes it read: fewer than `count` when the file ended early (errno 0) or a
+// read failed (errno set).
+inline size_t readFully(int fd, uint8_t* dest, size_t count, uint64_t offset) {
+  size_t done = 0;
+  errno = 0;
+  while (done < count) {
+    ssize_t got = ::pread(fd, dest + done, count - done, static_cast<off_t>(offset + done));
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got <= 0)
+      break;
+    done += static_cast<size_t>(got);
+  }
+  return done;
+}
+
 // The whole of a regular file of at most `maxBytes` bytes, or false with the reason in `why`.
 inline bool readRegularFile(const std::string& path, uint64_t maxBytes, std::string& contents,
                             std::string& why) {
@@ -49,21 +66,13 @@ inline bool readRegularFile(const std::string& path, uint64_t maxBytes, std::str
     return false;
   }
   contents.assign(static_cast<size_t>(size), '\0');
-  size_t done = 0;
-  while (done < contents.size()) {
-    ssize_t got = ::read(fd, contents.data() + done, contents.size() - done);
-    if (got < 0 && errno == EINTR)
-      continue;
-    if (got <= 0) {
-      ::close(fd);
-      why = got < 0 ? std::string("cannot be read: ") + std::strerror(errno)
-                    : std::string("is shorter than its size (it changed while read)");
-      return false;
-    }
-    done += static_cast<size_t>(got);
-  }
+  bool whole = readFully(fd, reinterpret_cast<uint8_t*>(contents.data()), contents.size(), 0) ==
+               contents.size();
+  if (!whole)
+    why = errno ? std::string("cannot be read: ") + std::strerror(errno)
+                : std::string("is shorter than its size (it changed while read)");
   ::close(fd);
-  return true;
+  return whole;
 }
 
 } // namespace gemma

@@ -35,16 +35,10 @@ LoadedWeights::LoadedWeights(const gemma_model_desc& model, const std::string& p
   }
   // Reads bytes [offset, offset + count) of the file into dest.
   auto readAt = [&](uint8_t* dest, size_t count, size_t offset) {
-    size_t done = 0;
-    while (done < count) {
-      ssize_t got = pread(fd, dest + done, count - done, static_cast<off_t>(offset + done));
-      if (got < 0 && errno == EINTR)
-        continue;
-      if (got <= 0)
-        throw fail("reading byte " + std::to_string(offset + done) +
-                   " failed: " + (got < 0 ? std::strerror(errno) : "it ended early"));
-      done += static_cast<size_t>(got);
-    }
+    size_t done = gemma::readFully(fd, dest, count, offset);
+    if (done < count)
+      throw fail("reading byte " + std::to_string(offset + done) +
+                 " failed: " + (errno ? std::strerror(errno) : "it ended early"));
   };
   try {
     // The header first: another model's file of the same size is refused before it is read.

@@ -260,7 +260,7 @@ int run(int argc, char** argv) {
   config.prefill_tokens = prefillTokens;
   if (chat) {
     int32_t endOfTurn = gemma_piece_id(s, "<end_of_turn>");
-    if (endOfTurn >= 0 && config.num_stop_ids < 8)
+    if (endOfTurn >= 0 && config.num_stop_ids < GEMMA_MAX_STOP_IDS)
       config.stop_ids[config.num_stop_ids++] = endOfTurn;
   }
   if (bench)
