@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <set>
 
 namespace gemma {
@@ -23,7 +24,7 @@ struct ExpectedTensor {
 
 std::vector<ExpectedTensor> baseModelTensors(const GemmaConfig& c) {
   int64_t D = c.hiddenSize, q = c.numHeads * c.headDim, kv = c.numKVHeads * c.headDim,
-          I = c.intermediateSize;
+          I = c.intermediateSize, H = c.headDim;
   std::vector<ExpectedTensor> tensors = {{"embed_tokens.weight", {c.vocabSize, D}, true}};
   for (int64_t i = 0; i < c.numLayers; ++i) {
     std::string layer = "layers." + std::to_string(i) + ".";
@@ -32,7 +33,21 @@ std::vector<ExpectedTensor> baseModelTensors(const GemmaConfig& c) {
     tensors.push_back({layer + "self_attn.k_proj.weight", {kv, D}, true});
     tensors.push_back({layer + "self_attn.v_proj.weight", {kv, D}, true});
     tensors.push_back({layer + "self_attn.o_proj.weight", {D, q}, true});
+    if (c.attentionBias) {
+      tensors.push_back({layer + "self_attn.q_proj.bias", {q}, true});
+      tensors.push_back({layer + "self_attn.k_proj.bias", {kv}, true});
+      tensors.push_back({layer + "self_attn.v_proj.bias", {kv}, true});
+      tensors.push_back({layer + "self_attn.o_proj.bias", {D}, true});
+    }
+    if (c.queryKeyNorm) {
+      tensors.push_back({layer + "self_attn.q_norm.weight", {H}, true});
+      tensors.push_back({layer + "self_attn.k_norm.weight", {H}, true});
+    }
     tensors.push_back({layer + "post_attention_layernorm.weight", {D}, true});
+    if (c.sandwichNorms) {
+      tensors.push_back({layer + "pre_feedforward_layernorm.weight", {D}, true});
+      tensors.push_back({layer + "post_feedforward_layernorm.weight", {D}, true});
+    }
     tensors.push_back({layer + "mlp.gate_proj.weight", {I, D}, true});
     tensors.push_back({layer + "mlp.up_proj.weight", {I, D}, true});
     tensors.push_back({layer + "mlp.down_proj.weight", {D, I}, true});
@@ -64,21 +79,44 @@ std::string shapeText(const std::vector<int64_t>& shape) {
   return Tensor(ElementType::F32, shape, {}).shapeString();
 }
 
+// The base model's prefix: "model." (a head over GemmaModel), "" (a bare GemmaModel), or a
+// multimodal Gemma 3's language model, "model.language_model." (transformers 5) or
+// "language_model.model." (4.x, whose lm_head is "language_model.lm_head").
+std::string basePrefix(const ImportedModel& model, const std::string& where) {
+  for (const char* prefix : {"model.", "", "model.language_model.", "language_model.model."})
+    if (model.weights.find(std::string(prefix) + "embed_tokens.weight"))
+      return prefix;
+  throw UserError(Location::named(where),
+                  "missing tensor 'model.embed_tokens.weight' (expected shape " +
+                      shapeText({model.config.vocabSize, model.config.hiddenSize}) + ")");
+}
+
+// Where the head's tensors live: beside the base model, or under "language_model." in 4.x's
+// multimodal layout.
+std::string headPrefix(const std::string& basePrefix) {
+  return basePrefix == "language_model.model." ? "language_model." : "";
+}
+
+// A multimodal Gemma 3's vision tower and projector: present, not compiled.
+bool isVisionTensor(const std::string& name) {
+  for (const char* prefix : {"model.vision_tower.", "model.multi_modal_projector.", "vision_tower.",
+                             "multi_modal_projector."})
+    if (name.rfind(prefix, 0) == 0)
+      return true;
+  return false;
+}
+
 // Checks the checkpoint against what the head needs; returns the base-model prefix.
 std::string checkTensors(ImportedModel& model) {
   const WeightStore& weights = model.weights;
   std::string where = weights.files().empty() ? "checkpoint" : weights.files().front();
-  std::string prefix;
-  if (weights.find("model.embed_tokens.weight"))
-    prefix = "model.";
-  else if (!weights.find("embed_tokens.weight"))
-    throw UserError(Location::named(where),
-                    "missing tensor 'model.embed_tokens.weight' (expected shape " +
-                        shapeText({model.config.vocabSize, model.config.hiddenSize}) + ")");
+  std::string prefix = basePrefix(model, where);
   std::set<std::string> used;
   auto expected = baseModelTensors(model.config);
-  for (auto& t : headTensors(model.config, model.head))
+  for (auto t : headTensors(model.config, model.head)) {
+    t.name = headPrefix(prefix) + t.name;
     expected.push_back(t);
+  }
   for (const ExpectedTensor& t : expected) {
     std::string name = (t.baseModel ? prefix : "") + t.name;
     const TensorView* view = weights.find(name);
@@ -93,10 +131,15 @@ std::string checkTensors(ImportedModel& model) {
   }
   // Tensors of another head may be present (an lm_head beside a tied embedding, a score layer);
   // anything else is not part of a Gemma checkpoint.
-  static const std::set<std::string> otherHeads = {"lm_head.weight", "score.weight", "score.bias"};
+  static const std::set<std::string> otherHeads = {"lm_head.weight", "score.weight", "score.bias",
+                                                   "language_model.lm_head.weight"};
   for (const auto& [name, view] : weights.tensors()) {
     if (used.count(name))
       continue;
+    if (model.config.multimodal && isVisionTensor(name)) {
+      ++model.visionTensors;
+      continue;
+    }
     if (otherHeads.count(name))
       model.ignoredTensors.push_back(name);
     else
@@ -107,8 +150,9 @@ std::string checkTensors(ImportedModel& model) {
   return prefix;
 }
 
-// Builds the graph of GEMMA_SPEC.md section 2 from primitive ops, op for op as transformers'
-// modeling_gemma.py computes it (including where it computes in fp32 and casts back).
+// Builds the graph of GEMMA_SPEC.md sections 2 and 5 from primitive ops, op for op as
+// transformers' modeling_gemma.py, modeling_gemma2.py and modeling_gemma3.py compute it (including
+// where they compute in fp32 and cast back).
 class GemmaGraphBuilder {
 public:
   GemmaGraphBuilder(const ImportedModel& model, Graph& graph)
@@ -123,8 +167,6 @@ public:
     double normalizer = static_cast<float>(std::sqrt(static_cast<double>(c_.hiddenSize)));
     h = b_.binary(OpKind::Mul, h, b_.scalar(T_, roundToElementType(normalizer, T_)));
 
-    buildRotaryTables();
-    buildAttentionBias();
     std::vector<std::pair<Value*, Value*>> presents;
     for (int64_t i = 0; i < c_.numLayers; ++i)
       h = decoderLayer(i, h, presents);
@@ -167,11 +209,15 @@ private:
     }
   }
 
-  // cos/sin of GemmaRotaryEmbedding: inv_freq = 1 / theta^(2i/H) in float32,
-  // freqs = positions * inv_freq, emb = concat(freqs, freqs); [batch,1,seq,H] in T.
-  void buildRotaryTables() {
-    at("model.rotary_emb");
-    Floats inverseFrequencies = rotaryInverseFrequencies(c_.ropeTheta, c_.headDim);
+  // cos/sin of the rotary embedding: inv_freq = 1 / theta^(2i/H) in float32 (divided by the
+  // factor of linear scaling), freqs = positions * inv_freq, emb = concat(freqs, freqs);
+  // [batch,1,seq,H] in T. One pair per distinct RoPE (Gemma 3 has one per layer type).
+  std::pair<Value*, Value*> rotaryTables(const RopeParameters& rope) {
+    for (const auto& [parameters, tables] : rotaryTables_)
+      if (parameters == rope)
+        return tables;
+    at(model_.weightPrefix + "rotary_emb");
+    Floats inverseFrequencies = rotaryInverseFrequencies(rope.theta, c_.headDim, rope.linearFactor);
     Value* invFreq = b_.constant(ElementType::F32, {c_.headDim / 2}, inverseFrequencies);
     Value* positions = b_.cast(positionIds_, ElementType::F32);
     positions = b_.create(OpKind::Unsqueeze, {positions}, {{"axes", Ints{2}}});
@@ -181,15 +227,18 @@ private:
       Value* t = b_.cast(b_.unary(kind, emb), T_);
       return b_.create(OpKind::Unsqueeze, {t}, {{"axes", Ints{1}}});
     };
-    cos_ = table(OpKind::Cos);
-    sin_ = table(OpKind::Sin);
+    std::pair<Value*, Value*> tables = {table(OpKind::Cos), table(OpKind::Sin)};
+    rotaryTables_.emplace_back(rope, tables);
+    return tables;
   }
 
   // The additive mask of eager attention: 0 where query q (at absolute index past+q) may see key k
-  // (k <= past+q and attention_mask[b,k] != 0), the dtype's lowest value elsewhere.
-  // [batch,1,seq,past+seq] in T.
-  void buildAttentionBias() {
-    at("model.causal_mask");
+  // (k <= past+q, past+q - k < window if the layer slides, and attention_mask[b,k] != 0), the
+  // dtype's lowest value elsewhere. [batch,1,seq,past+seq] in T. One per distinct window.
+  Value* attentionBias(int64_t window) {
+    if (auto it = attentionBiases_.find(window); it != attentionBiases_.end())
+      return it->second;
+    at(window > 0 ? "model.sliding_window_mask" : "model.causal_mask");
     Value* one = constantI64(1);
     Value* zero = constantI64(0);
     Value* total = b_.create(OpKind::Gather, {b_.create(OpKind::Shape, {attentionMask_}), one},
@@ -202,34 +251,57 @@ private:
                                 TensorType{ElementType::I64, {past + seq}});
     Value* queryIndex =
         b_.create(OpKind::Range, {pastTokens, total, one}, {}, TensorType{ElementType::I64, {seq}});
-    Value* causal =
-        b_.binary(OpKind::LessEqual, b_.create(OpKind::Unsqueeze, {keyIndex}, {{"axes", Ints{0}}}),
-                  b_.create(OpKind::Unsqueeze, {queryIndex}, {{"axes", Ints{1}}}));
+    Value* keys = b_.create(OpKind::Unsqueeze, {keyIndex}, {{"axes", Ints{0}}});
+    Value* queries = b_.create(OpKind::Unsqueeze, {queryIndex}, {{"axes", Ints{1}}});
+    Value* causal = b_.binary(OpKind::LessEqual, keys, queries);
+    if (window > 0) {
+      Value* inWindow =
+          b_.binary(OpKind::Less, b_.binary(OpKind::Sub, queries, keys), constantI64(window));
+      causal = b_.binary(OpKind::And, causal, inWindow);
+    }
     Value* notPadding = b_.unary(OpKind::Not, b_.binary(OpKind::Equal, attentionMask_, zero));
     Value* allowed =
         b_.binary(OpKind::And, b_.create(OpKind::Unsqueeze, {notPadding}, {{"axes", Ints{1, 2}}}),
                   b_.create(OpKind::Unsqueeze, {causal}, {{"axes", Ints{0, 1}}}));
     double lowest = lowestFinite(T_);
-    attentionBias_ = b_.create(OpKind::Where, {allowed, b_.scalar(T_, 0.0), b_.scalar(T_, lowest)});
+    Value* bias = b_.create(OpKind::Where, {allowed, b_.scalar(T_, 0.0), b_.scalar(T_, lowest)});
+    attentionBiases_[window] = bias;
+    return bias;
   }
 
-  // GemmaRMSNorm: in float32, x * rsqrt(mean(x^2) + eps) * (1 + w), cast back to T.
-  Value* rmsNorm(Value* x, const std::string& module) {
-    at(model_.weightPrefix + module);
+  // GemmaRMSNorm: in float32, x * rsqrt(mean(x^2) + eps) * (1 + w), cast back to T. `module` is
+  // the full module path.
+  Value* rmsNormAt(Value* x, const std::string& module) {
+    at(module);
     Value* x32 = b_.cast(x, ElementType::F32);
     Value* square = b_.binary(OpKind::Pow, x32, b_.scalar(ElementType::F32, 2.0));
     Value* mean = b_.create(OpKind::ReduceMean, {square}, {{"axes", Ints{-1}}, {"keepdims", true}});
     Value* variance = b_.binary(OpKind::Add, mean, b_.scalar(ElementType::F32, c_.rmsNormEps));
     Value* normed = b_.binary(OpKind::Mul, x32, b_.unary(OpKind::Rsqrt, variance));
-    Value* w = b_.cast(weight(model_.weightPrefix + module + ".weight"), ElementType::F32);
+    Value* w = b_.cast(weight(module + ".weight"), ElementType::F32);
     Value* scale = b_.binary(OpKind::Add, b_.scalar(ElementType::F32, 1.0), w);
     return b_.cast(b_.binary(OpKind::Mul, normed, scale), T_);
   }
 
-  // nn.Linear without bias: x W^T.
-  Value* linear(Value* x, const std::string& module) {
+  Value* rmsNorm(Value* x, const std::string& module) {
+    return rmsNormAt(x, model_.weightPrefix + module);
+  }
+
+  // nn.Linear: x W^T, plus the bias if it has one.
+  Value* linear(Value* x, const std::string& module, bool bias = false) {
     at(module);
-    return b_.matmul(x, b_.transpose(weight(module + ".weight"), {1, 0}));
+    Value* y = b_.matmul(x, b_.transpose(weight(module + ".weight"), {1, 0}));
+    return bias ? b_.binary(OpKind::Add, y, weight(module + ".bias")) : y;
+  }
+
+  // c * tanh(x / c), each step rounded to T as torch computes it on a T tensor.
+  Value* softcap(Value* x, double cap) {
+    Value* divided = b_.cast(
+        b_.binary(OpKind::Div, b_.cast(x, ElementType::F32), b_.scalar(ElementType::F32, cap)), T_);
+    Value* squashed = b_.unary(OpKind::Tanh, divided);
+    return b_.cast(b_.binary(OpKind::Mul, b_.cast(squashed, ElementType::F32),
+                             b_.scalar(ElementType::F32, cap)),
+                   T_);
   }
 
   // [batch,seq,heads*H] -> [batch,heads,seq,H]
@@ -240,7 +312,7 @@ private:
   }
 
   // q*cos + rotate_half(q)*sin, rotate_half(x) = concat(-x[H/2:], x[:H/2]).
-  Value* rotary(Value* x) {
+  Value* rotary(Value* x, Value* cos, Value* sin) {
     int64_t half = c_.headDim / 2;
     Value* first = b_.create(OpKind::Slice, {x},
                              {{"starts", Ints{0}}, {"ends", Ints{half}}, {"axes", Ints{-1}}});
@@ -249,8 +321,8 @@ private:
                   {{"starts", Ints{half}}, {"ends", Ints{c_.headDim}}, {"axes", Ints{-1}}});
     Value* rotated =
         b_.create(OpKind::Concat, {b_.unary(OpKind::Neg, second), first}, {{"axis", int64_t(-1)}});
-    return b_.binary(OpKind::Add, b_.binary(OpKind::Mul, x, cos_),
-                     b_.binary(OpKind::Mul, rotated, sin_));
+    return b_.binary(OpKind::Add, b_.binary(OpKind::Mul, x, cos),
+                     b_.binary(OpKind::Mul, rotated, sin));
   }
 
   // repeat_kv: [batch,K,T,H] -> [batch,N,T,H], kv head j serving query heads j*N/K ... .
@@ -268,29 +340,39 @@ private:
 
   Value* attention(int64_t i, Value* x, std::vector<std::pair<Value*, Value*>>& presents) {
     std::string module = model_.weightPrefix + "layers." + std::to_string(i) + ".self_attn";
-    Value* q = splitHeads(linear(x, module + ".q_proj"), c_.numHeads);
-    Value* k = splitHeads(linear(x, module + ".k_proj"), c_.numKVHeads);
-    Value* v = splitHeads(linear(x, module + ".v_proj"), c_.numKVHeads);
+    bool bias = c_.attentionBias;
+    Value* q = splitHeads(linear(x, module + ".q_proj", bias), c_.numHeads);
+    Value* k = splitHeads(linear(x, module + ".k_proj", bias), c_.numKVHeads);
+    Value* v = splitHeads(linear(x, module + ".v_proj", bias), c_.numKVHeads);
+    if (c_.queryKeyNorm) { // Gemma 3: RMSNorm over head_dim, after the projection, before RoPE
+      q = rmsNormAt(q, module + ".q_norm");
+      k = rmsNormAt(k, module + ".k_norm");
+    }
+    auto [cos, sin] = rotaryTables(c_.rope(i));
+    Value* mask = attentionBias(c_.windowOf(i));
     at(module);
-    q = rotary(q);
-    k = rotary(k);
+    q = rotary(q, cos, sin);
+    k = rotary(k, cos, sin);
     Value* keys = b_.create(OpKind::Concat, {pastKeys_[i], k}, {{"axis", int64_t(2)}});
     Value* values = b_.create(OpKind::Concat, {pastValues_[i], v}, {{"axis", int64_t(2)}});
     presents.emplace_back(keys, values);
 
-    // scores = q k^T * H^-0.5 (a Python float: computed in float32, rounded to T) + mask;
-    // softmax in float32, cast to T.
+    // scores = q k^T * scale (a Python float: computed in float32, rounded to T), softcapped
+    // (Gemma 2), + mask; softmax in float32, cast to T.
     Value* scores = b_.matmul(q, b_.transpose(repeatKV(keys), {0, 1, 3, 2}));
-    Value* scaled = b_.binary(OpKind::Mul, b_.cast(scores, ElementType::F32),
-                              b_.scalar(ElementType::F32, 1.0 / std::sqrt(double(c_.headDim))));
-    Value* masked = b_.binary(OpKind::Add, b_.cast(scaled, T_), attentionBias_);
+    Value* scaled = b_.cast(b_.binary(OpKind::Mul, b_.cast(scores, ElementType::F32),
+                                      b_.scalar(ElementType::F32, c_.attentionScale())),
+                            T_);
+    if (c_.attnLogitSoftcap)
+      scaled = softcap(scaled, *c_.attnLogitSoftcap);
+    Value* masked = b_.binary(OpKind::Add, scaled, mask);
     Value* probs =
         b_.create(OpKind::Softmax, {b_.cast(masked, ElementType::F32)}, {{"axis", int64_t(-1)}});
     Value* context = b_.matmul(b_.cast(probs, T_), repeatKV(values));
     Dim batch = Dim::symbol("batch"), seq = Dim::symbol("seq");
     Value* merged = b_.reshape(b_.transpose(context, {0, 2, 1, 3}),
                                {batch, seq, Dim::constant(c_.numHeads * c_.headDim)});
-    return linear(merged, module + ".o_proj");
+    return linear(merged, module + ".o_proj", bias);
   }
 
   Value* mlp(int64_t i, Value* x) {
@@ -304,12 +386,20 @@ private:
     return linear(b_.binary(OpKind::Mul, activated, up), module + ".down_proj");
   }
 
+  // Gemma 1: h + attn(norm(h)), then h + mlp(norm(h)). Gemma 2/3 also normalise each block's
+  // output before the residual (post_attention_layernorm has that job there, and
+  // pre_feedforward_layernorm the pre-MLP one).
   Value* decoderLayer(int64_t i, Value* h, std::vector<std::pair<Value*, Value*>>& presents) {
     std::string layer = "layers." + std::to_string(i);
     Value* attn = attention(i, rmsNorm(h, layer + ".input_layernorm"), presents);
+    if (c_.sandwichNorms)
+      attn = rmsNorm(attn, layer + ".post_attention_layernorm");
     at(model_.weightPrefix + layer);
     h = b_.binary(OpKind::Add, h, attn);
-    Value* m = mlp(i, rmsNorm(h, layer + ".post_attention_layernorm"));
+    Value* m = mlp(i, rmsNorm(h, layer + (c_.sandwichNorms ? ".pre_feedforward_layernorm"
+                                                           : ".post_attention_layernorm")));
+    if (c_.sandwichNorms)
+      m = rmsNorm(m, layer + ".post_feedforward_layernorm");
     at(model_.weightPrefix + layer);
     return b_.binary(OpKind::Add, h, m);
   }
@@ -320,9 +410,14 @@ private:
       graph_.addOutput(hidden, "last_hidden_state");
       return;
     case Head::CausalLM: {
-      std::string lmHead = c_.tieWordEmbeddings ? model_.weightPrefix + "embed_tokens" : "lm_head";
+      std::string lmHead = c_.tieWordEmbeddings ? model_.weightPrefix + "embed_tokens"
+                                                : headPrefix(model_.weightPrefix) + "lm_head";
       at("lm_head");
       Value* logits = b_.matmul(hidden, b_.transpose(weight(lmHead + ".weight"), {1, 0}));
+      if (c_.finalLogitSoftcap) {
+        at("final_logit_softcapping");
+        logits = softcap(logits, *c_.finalLogitSoftcap);
+      }
       graph_.addOutput(logits, "logits");
       return;
     }
@@ -378,9 +473,8 @@ private:
   Value* attentionMask_ = nullptr;
   Value* positionIds_ = nullptr;
   std::vector<Value*> pastKeys_, pastValues_;
-  Value* cos_ = nullptr;
-  Value* sin_ = nullptr;
-  Value* attentionBias_ = nullptr;
+  std::vector<std::pair<RopeParameters, std::pair<Value*, Value*>>> rotaryTables_;
+  std::map<int64_t, Value*> attentionBiases_; // by window (0: full attention)
 };
 
 } // namespace

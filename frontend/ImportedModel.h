@@ -17,8 +17,9 @@ struct ImportedModel {
   GemmaConfig config;
   Head head;
   ElementType activationType;
-  std::string weightPrefix;                // "model." or "" (a bare GemmaModel checkpoint)
+  std::string weightPrefix; // "model.", "" (a bare GemmaModel) or a multimodal language model's
   std::vector<std::string> ignoredTensors; // tensors of other heads, present but unused
+  int64_t visionTensors = 0; // a multimodal Gemma 3's vision tower: not compiled (text only)
   WeightStore weights;
   std::unique_ptr<Graph> graph;
 };

@@ -45,7 +45,91 @@ TEST(GemmaConfig, RopeThetaInsideRopeParameters) {
   json["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 50000.0}};
   EXPECT_EQ(parse(json).ropeTheta, 50000.0);
   json["rope_parameters"]["rope_type"] = "linear";
-  EXPECT_NE(userErrorOf([&] { parse(json); }).find("rope_type \"linear\" is not supported"),
+  EXPECT_NE(userErrorOf([&] { parse(json); }).find("without a factor"), std::string::npos);
+  json["rope_parameters"]["factor"] = 4.0;
+  EXPECT_EQ(parse(json).ropeFull.linearFactor, 4.0);
+  json["rope_parameters"]["rope_type"] = "yarn";
+  EXPECT_NE(userErrorOf([&] { parse(json); }).find("rope_type \"yarn\" is not supported"),
+            std::string::npos);
+}
+
+// Gemma 3 as configuration_gemma3.py reads it: defaults for absent keys, layer types from the
+// sliding-window pattern, a RoPE per layer type (legacy rope_theta / rope_local_base_freq /
+// rope_scaling included), the multimodal wrapper's text_config.
+TEST(GemmaConfig, Gemma3AsTransformersReadsIt) {
+  nlohmann::json json = {{"model_type", "gemma3_text"}, {"num_hidden_layers", 12}};
+  GemmaConfig c = parse(json);
+  EXPECT_EQ(c.family, Family::Gemma3);
+  EXPECT_EQ(c.vocabSize, 262208);
+  EXPECT_EQ(c.hiddenSize, 2304);
+  EXPECT_EQ(c.maxPositionEmbeddings, 131072);
+  EXPECT_EQ(c.queryPreAttnScalar, 256);
+  EXPECT_FALSE(c.attnLogitSoftcap);
+  EXPECT_FALSE(c.finalLogitSoftcap);
+  EXPECT_TRUE(c.queryKeyNorm);
+  EXPECT_EQ(c.slidingWindow, 4096);
+  ASSERT_EQ(c.layerTypes.size(), 12u);
+  for (int64_t i = 0; i < 12; ++i)
+    EXPECT_EQ(c.layerTypes[i], (i + 1) % 6 ? LayerType::Sliding : LayerType::Full) << i;
+  EXPECT_EQ(c.rope(0).theta, 10000.0);
+  EXPECT_EQ(c.rope(5).theta, 1000000.0);
+  EXPECT_EQ(c.windowOf(0), 4096);
+  EXPECT_EQ(c.windowOf(5), 0);
+  // Legacy keys.
+  json["rope_theta"] = 500000.0;
+  json["rope_local_base_freq"] = 20000.0;
+  json["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 8.0}};
+  c = parse(json);
+  EXPECT_EQ(c.ropeFull.theta, 500000.0);
+  EXPECT_EQ(c.ropeFull.linearFactor, 8.0);
+  EXPECT_EQ(c.ropeSliding.theta, 20000.0);
+  EXPECT_EQ(c.ropeSliding.linearFactor, 1.0);
+  // transformers 5's nested form.
+  json = {{"model_type", "gemma3_text"},
+          {"num_hidden_layers", 2},
+          {"layer_types", {"full_attention", "sliding_attention"}},
+          {"rope_parameters",
+           {{"full_attention", {{"rope_type", "linear"}, {"factor", 8.0}}},
+            {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 10000.0}}}}}};
+  c = parse(json);
+  EXPECT_EQ(c.layerTypes, (std::vector<LayerType>{LayerType::Full, LayerType::Sliding}));
+  EXPECT_EQ(c.ropeFull.theta, 1000000.0);
+  EXPECT_EQ(c.ropeFull.linearFactor, 8.0);
+  json["layer_types"] = {"full_attention"};
+  EXPECT_NE(userErrorOf([&] { parse(json); }).find("must list 2 layer types"), std::string::npos);
+  json["layer_types"] = {"full_attention", "chunked_attention"};
+  EXPECT_NE(userErrorOf([&] { parse(json); }).find("chunked_attention"), std::string::npos);
+  // The multimodal wrapper: the language model's config is text_config.
+  nlohmann::json wrapper = {{"model_type", "gemma3"},
+                            {"architectures", {"Gemma3ForConditionalGeneration"}},
+                            {"text_config", {{"hidden_size", 640}, {"num_hidden_layers", 18}}}};
+  c = parse(wrapper);
+  EXPECT_TRUE(c.multimodal);
+  EXPECT_EQ(c.hiddenSize, 640);
+  EXPECT_EQ(headFromArchitectures(c), Head::CausalLM);
+  json = {{"model_type", "gemma3_text"}, {"use_bidirectional_attention", true}};
+  EXPECT_NE(userErrorOf([&] { parse(json); }).find("use_bidirectional_attention"),
+            std::string::npos);
+}
+
+// Gemma 2's defaults: both softcaps, even layers sliding, hidden_activation read (not hidden_act).
+TEST(GemmaConfig, Gemma2Defaults) {
+  nlohmann::json json = {
+      {"model_type", "gemma2"}, {"num_hidden_layers", 4}, {"hidden_act", "gelu_python"}};
+  GemmaConfig c = parse(json);
+  EXPECT_EQ(c.family, Family::Gemma2);
+  EXPECT_EQ(c.attnLogitSoftcap, 50.0);
+  EXPECT_EQ(c.finalLogitSoftcap, 30.0);
+  EXPECT_EQ(c.activation, Activation::GeluTanh);
+  EXPECT_FALSE(c.queryKeyNorm);
+  EXPECT_TRUE(c.sandwichNorms);
+  EXPECT_EQ(c.layerTypes, (std::vector<LayerType>{LayerType::Sliding, LayerType::Full,
+                                                  LayerType::Sliding, LayerType::Full}));
+  EXPECT_EQ(c.rope(0), c.rope(1));
+  json["final_logit_softcapping"] = nullptr;
+  EXPECT_FALSE(parse(json).finalLogitSoftcap);
+  json["hidden_size"] = 2300; // not a multiple of 8 heads
+  EXPECT_NE(userErrorOf([&] { parse(json); }).find("not a multiple of num_attention_heads"),
             std::string::npos);
 }
 
@@ -77,9 +161,6 @@ TEST(GemmaConfig, TokenIdsAndLabels) {
 
 TEST(GemmaConfig, Refusals) {
   auto json = minimalConfig();
-  json["attention_bias"] = true;
-  EXPECT_NE(userErrorOf([&] { parse(json); }).find("attention_bias"), std::string::npos);
-  json = minimalConfig();
   json["head_dim"] = 255;
   EXPECT_NE(userErrorOf([&] { parse(json); }).find("must be even"), std::string::npos);
   json = minimalConfig();
@@ -87,8 +168,8 @@ TEST(GemmaConfig, Refusals) {
   EXPECT_NE(userErrorOf([&] { parse(json); }).find("'vocab_size' must be an integer"),
             std::string::npos);
   json = minimalConfig();
-  json["model_type"] = "gemma3";
-  EXPECT_NE(userErrorOf([&] { parse(json); }).find("Gemma 2/3"), std::string::npos);
+  json["model_type"] = "gemma3n";
+  EXPECT_NE(userErrorOf([&] { parse(json); }).find("is not a Gemma model"), std::string::npos);
   EXPECT_NE(userErrorOf([&] { parseGemmaConfig("", "config.json"); }).find("not valid JSON"),
             std::string::npos);
 }

@@ -263,10 +263,19 @@ TEST_P(HFCausalParity, DecodeThroughTheCacheMatchesFullSequence) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, HFParity,
                          ::testing::Values("mqa_f32", "mha_untied_f32", "gqa_exact_sharded_f32",
-                                           "mqa_bf16", "mqa_f16", "seq_cls_f32", "token_cls_f32"));
+                                           "mqa_bf16", "mqa_f16", "seq_cls_f32", "token_cls_f32",
+                                           "attention_bias_f32"));
 INSTANTIATE_TEST_SUITE_P(Fixtures, HFCausalParity,
                          ::testing::Values("mqa_f32", "mha_untied_f32", "gqa_exact_sharded_f32",
-                                           "mqa_bf16", "mqa_f16"));
+                                           "mqa_bf16", "mqa_f16", "attention_bias_f32"));
+INSTANTIATE_TEST_SUITE_P(Gemma2And3, HFParity,
+                         ::testing::Values("gemma2_gqa_f32", "gemma2_mha_f32", "gemma2_seq_cls_f32",
+                                           "gemma2_token_cls_f32", "gemma3_mqa_f32",
+                                           "gemma3_mqa_bf16", "gemma3_linear_rope_f32",
+                                           "gemma3_seq_cls_f32"));
+INSTANTIATE_TEST_SUITE_P(Gemma2And3, HFCausalParity,
+                         ::testing::Values("gemma2_gqa_f32", "gemma2_mha_f32", "gemma3_mqa_f32",
+                                           "gemma3_mqa_bf16", "gemma3_linear_rope_f32"));
 
 } // namespace
 } // namespace gemma
