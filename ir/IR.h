@@ -46,6 +46,12 @@
 //   plus bias (broadcast to [batch,N,seq,total]) round T; with window w > 0, query i (at absolute
 //   index total - seq + i) sees keys j with (total - seq + i) - j < w only; softmax over keys in
 //   f32, round T; result round T(probs . v), [batch,N,seq,H].
+//   `attention(q, k, v[, key_mask]) {..., causal = true}` builds the mask itself instead of reading
+//   a bias: query i sees key j iff j <= total - seq + i, the window above allows it, and
+//   key_mask[b, j] != 0 (an i64 [batch,total], the attention_mask; all keys real without it).
+//   A score it hides is T's lowest value, as transformers' additive mask makes it.
+//   {ring_rows = R} (set by plan-kv-cache) says where k and v live, not what is computed: their
+//   kv_cache_appends keep only the last R rows of the cache, in a ring buffer; R >= window.
 // - `gated_mlp(x, gate, up, down) {activation}`: round T(round T(act(round T(x.gate)) *
 //   round T(x.up)) . down), with gate, up [D,I] and down [I,D'] as matmul right operands;
 //   act is gelu with approximate "tanh" (gelu_tanh) or "none" (gelu).
@@ -55,6 +61,9 @@
 //   [max_batch,K,max_seq_len,H] at cache_offset in the KV-cache area: past is already there and
 //   only `new` is written, at rows [past, past+seq) - decoding appends in place. batch > max_batch
 //   or past+seq > max_seq_len is a run-time error (the prompt is longer than the compiled context).
+//   With {ring_rows = R} (a sliding layer's cache, read only by attention with a window <= R) the
+//   region is [max_batch,K,R,H]: row t of the cache lives at t mod R, the new rows are written
+//   after the attention has read the old ones, and only the last R rows are kept.
 #pragma once
 
 #include "ir/Diagnostics.h"

@@ -91,7 +91,12 @@ Tensor attention(const Op& op, const std::vector<const Tensor*>& operands) {
     fail(op, "has q " + q.shapeString() + ", k " + k.shapeString() + ", v " + v.shapeString());
   std::vector<int64_t> scoresShape = {batch, heads, seq, total};
   std::vector<int64_t> biasStrides(4, 0);
-  if (operands.size() == 4) {
+  const bool* causalAttr = op.attr<bool>("causal");
+  bool causal = causalAttr && *causalAttr;
+  const Tensor* keyMask = causal && operands.size() == 4 ? operands[3] : nullptr;
+  if (keyMask && keyMask->shape != std::vector<int64_t>{batch, total})
+    fail(op, "key mask " + keyMask->shapeString() + " is not [batch, total]");
+  if (operands.size() == 4 && !causal) {
     if (broadcast(op, scoresShape, operands[3]->shape) != scoresShape)
       fail(op, "bias " + operands[3]->shapeString() + " does not broadcast to the scores");
     biasStrides = broadcastStrides(operands[3]->shape, scoresShape);
@@ -122,10 +127,12 @@ Tensor attention(const Op& op, const std::vector<const Tensor*>& operands) {
           double score = round(f32(round(dot) * scale));
           if (softcap > 0)
             score = round(round(std::tanh(round(score / softcap))) * softcap);
-          if (operands.size() == 4)
+          if (operands.size() == 4 && !causal)
             score = round(score + operands[3]->data[b * biasStrides[0] + n * biasStrides[1] +
                                                     s * biasStrides[2] + t * biasStrides[3]]);
           if (window > 0 && (total - seq + s) - t >= window)
+            score = lowest;
+          if (causal && (t > total - seq + s || (keyMask && keyMask->data[b * total + t] == 0)))
             score = lowest;
           scores[t] = score;
           maxScore = std::max(maxScore, score);

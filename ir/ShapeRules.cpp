@@ -475,8 +475,14 @@ TensorType inferRotary(const Op& op, AttrReader& attrs) {
 TensorType inferAttention(const Op& op, AttrReader& attrs) {
   for (size_t i = 0; i < 3; ++i)
     requireFloat(op, i);
-  requireSameElementType(op);
   const TensorType& q = operandType(op, 0);
+  // q, k, v (and a bias) in one type; a causal attention's key mask is i64 (checked below).
+  const bool* causalAttr = op.attr<bool>("causal");
+  size_t sameTyped = causalAttr && *causalAttr ? 3 : op.operands.size();
+  for (size_t i = 1; i < sameTyped; ++i)
+    if (operandType(op, i).elementType != q.elementType)
+      fail(op, "operands must have one element type, got " + q.str() + " and " +
+                   operandType(op, i).str());
   const TensorType& k = operandType(op, 1);
   const TensorType& v = operandType(op, 2);
   if (q.rank() != 4 || k.rank() != 4 || v.rank() != 4)
@@ -498,7 +504,19 @@ TensorType inferAttention(const Op& op, AttrReader& attrs) {
   if (attrs.integer("window", 0) < 0)
     fail(op, "window must be >= 0");
   attrs.boolean("nan_weights_to_zero", false);
-  if (op.operands.size() == 4) {
+  bool causal = attrs.boolean("causal", false);
+  int64_t ringRows = attrs.integer("ring_rows", 0);
+  if (ringRows < 0 ||
+      (ringRows > 0 && !(causal && op.operands.size() == 4 && attrs.integer("window", 0) > 0 &&
+                         attrs.integer("window", 0) <= ringRows)))
+    fail(op, "ring_rows needs a causal attention with a key mask and a window of at most "
+             "ring_rows");
+  if (causal && op.operands.size() == 4) {
+    const TensorType& mask = operandType(op, 3);
+    if (mask.elementType != ElementType::I64 || mask.rank() != 2 ||
+        !mask.dims[0].compatibleWith(q.dims[0]) || !mask.dims[1].compatibleWith(k.dims[2]))
+      fail(op, "with causal = true, operand 3 is the key mask i64[batch,total], got " + mask.str());
+  } else if (op.operands.size() == 4) {
     requireFloat(op, 3);
     TensorType scores{q.elementType, {q.dims[0], q.dims[1], q.dims[2], k.dims[2]}};
     auto shape = broadcastShapes(scores.dims, operandType(op, 3).dims, op.loc);
@@ -545,6 +563,8 @@ TensorType inferKVCacheAppend(const Op& op, AttrReader& attrs) {
       fail(op, std::string(name) + " must be positive");
   if (attrs.integer("cache_offset") < 0 || attrs.integer("cache_bytes") < 0)
     fail(op, "cache_offset and cache_bytes must be non-negative");
+  if (attrs.integer("ring_rows", 0) < 0)
+    fail(op, "ring_rows must be non-negative");
   TensorType result = past;
   result.dims[2] = past.dims[2] + next.dims[2];
   return result;

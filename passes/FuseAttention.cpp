@@ -6,10 +6,20 @@
 ///                                           [batch,K,T,H] -> [batch,N,T,H], or t itself if N = K
 ///   s      = matmul(q, transpose(kr, [0, 1, 3, 2]))
 ///   s      = mul(s, scale) | div(s, 1/scale)     (or the scale on q, or sqrt(scale) on q and k^T)
+///   s      = mul(tanh(div(s, c)), c)             optional: Gemma 2's logit softcap {softcap = c}
 ///   p      = softmax(add(s, bias) | s, axis = -1)
 ///   p      = where(is_nan(p), 0, p)            optional: torch's SDPA export zeroes the NaNs of
 ///                                              rows masked everywhere {nan_weights_to_zero}
 ///   out    = matmul(p, vr)
+///
+/// The causal mask the Hugging Face importer builds from the attention mask (with a window on
+/// sliding layers) is not read as a bias: the attention builds it itself {causal = true}, taking
+/// the attention mask as its fourth operand, so no [batch,1,seq,total] mask tensor exists:
+///
+///   bias = where(and(unsqueeze(not(equal(M, 0)), [1, 2]), unsqueeze(C, [0, 1])), 0, lowest)
+///   C    = less_equal(K, Q) | and(less_equal(K, Q), less(sub(Q, K), window))
+///   K    = unsqueeze(range(0, L, 1), [0]),  Q = unsqueeze(range(sub(L, n), L, 1), [1])
+///   L    = gather(shape(M), 1)                     M: the graph input attention_mask
 ///
 /// with casts anywhere along the chain looked through (transformers scales and normalises in
 /// float32 and casts back). k and v are the full cache (past and new, after rotary); the bias is
@@ -22,6 +32,8 @@
 #include "passes/Pass.h"
 #include "passes/PatternMatch.h"
 
+#include <cmath>
+
 namespace gemma {
 
 namespace {
@@ -31,6 +43,7 @@ using namespace pattern;
 struct AttentionMatch {
   Value *q = nullptr, *k = nullptr, *v = nullptr, *bias = nullptr;
   double scale = 1.0;
+  double softcap = 0.0;
   bool nanWeightsToZero = false;
   std::vector<const Op*> ops;
 };
@@ -120,7 +133,7 @@ private:
       size_t mark = m.ops.size();
       bool ok = eitherOrder(*add, [&](Value* scaled, Value* bias) {
         m.ops.resize(mark);
-        if (!matchScaledScores(castChain(scaled, m), m))
+        if (!matchCappedScores(castChain(scaled, m), m))
           return false;
         m.bias = bias;
         return true;
@@ -131,7 +144,41 @@ private:
       }
       m.ops.resize(mark);
     }
-    return matchScaledScores(logits, m);
+    return matchCappedScores(logits, m);
+  }
+
+  // mul(tanh(div(s, c)), c) in either order of the mul, then the scaled scores; or those alone.
+  bool matchCappedScores(Value* capped, AttentionMatch& m) {
+    Op* mul = producer(capped, OpKind::Mul);
+    if (mul && uses_.single(capped)) {
+      size_t mark = m.ops.size();
+      double scaleBefore = m.scale;
+      bool ok = eitherOrder(*mul, [&](Value* squashed, Value* outer) {
+        m.ops.resize(mark);
+        m.scale = scaleBefore;
+        auto cap = scalar(outer);
+        Value* tanhResult = castChain(squashed, m);
+        Op* tanh = producer(tanhResult, OpKind::Tanh);
+        if (!cap || *cap <= 0 || !tanh || !uses_.single(tanhResult))
+          return false;
+        Value* divided = castChain(tanh->operands[0], m);
+        Op* div = producer(divided, OpKind::Div);
+        if (!div || !uses_.single(divided) || scalar(div->operands[1]) != cap)
+          return false;
+        m.ops.insert(m.ops.end(), {tanh, div});
+        m.softcap = *cap;
+        if (matchScaledScores(castChain(div->operands[0], m), m))
+          return true;
+        m.softcap = 0;
+        return false;
+      });
+      if (ok) {
+        m.ops.push_back(mul);
+        return true;
+      }
+      m.ops.resize(mark);
+    }
+    return matchScaledScores(capped, m);
   }
 
   // mul(s, c) | mul(c, s) | div(s, c) | s, then the scores.
@@ -206,6 +253,105 @@ private:
   const Uses& uses_;
 };
 
+// The importer's causal (+ window) + padding mask; see the file comment.
+struct BuiltMask {
+  Value* keyMask = nullptr;
+  int64_t window = 0;
+};
+
+class MaskMatcher {
+public:
+  MaskMatcher(const Value* q, const Value* k) : q_(q), k_(k) {}
+
+  std::optional<BuiltMask> match(Value* bias) {
+    Op* where = producer(bias, OpKind::Where);
+    if (!where || !isScalar(where->operands[1], 0) ||
+        !isScalar(where->operands[2], lowestFinite(q_->type.elementType)))
+      return std::nullopt;
+    Op* both = producer(where->operands[0], OpKind::And);
+    if (!both)
+      return std::nullopt;
+    BuiltMask mask;
+    bool ok = eitherOrder(*both, [&](Value* padding, Value* causal) {
+      mask = BuiltMask();
+      Op* spread = unsqueezed(padding, Ints{1, 2});
+      Op* notPad = spread ? producer(spread->operands[0], OpKind::Not) : nullptr;
+      Op* isPad = notPad ? producer(notPad->operands[0], OpKind::Equal) : nullptr;
+      if (!isPad)
+        return false;
+      bool found = eitherOrder(*isPad, [&](Value* m, Value* zero) {
+        if (!m->isGraphInput() || m->type.elementType != ElementType::I64 || m->type.rank() != 2 ||
+            !isScalar(zero, 0))
+          return false;
+        mask.keyMask = m;
+        return true;
+      });
+      Op* cond = unsqueezed(causal, Ints{0, 1});
+      return found && cond && matchCausal(cond->operands[0], mask);
+    });
+    const TensorType& m = ok ? mask.keyMask->type : k_->type;
+    if (!ok || m.dims[0] != k_->type.dims[0] || m.dims[1] != k_->type.dims[2])
+      return std::nullopt;
+    return mask;
+  }
+
+private:
+  static bool isScalar(const Value* v, double expected) {
+    auto value = v->type.staticNumElements() == 1 ? splat(v) : std::nullopt;
+    return value && *value == expected;
+  }
+
+  static Op* unsqueezed(const Value* v, const Ints& axes) {
+    Op* op = producer(v, OpKind::Unsqueeze);
+    return op && *op->attr<Ints>("axes") == axes ? op : nullptr;
+  }
+
+  // less_equal(K, Q), or that and less(sub(Q, K), window) in either order.
+  bool matchCausal(Value* c, BuiltMask& mask) {
+    if (Op* leq = producer(c, OpKind::LessEqual))
+      return matchIndices(*leq);
+    Op* both = producer(c, OpKind::And);
+    return both && eitherOrder(*both, [&](Value* causal, Value* inWindow) {
+             Op* leq = producer(causal, OpKind::LessEqual);
+             Op* less = producer(inWindow, OpKind::Less);
+             Op* distance = less ? producer(less->operands[0], OpKind::Sub) : nullptr;
+             auto window = less ? splat(less->operands[1]) : std::nullopt;
+             if (!leq || !distance || !window || *window < 1 || *window != std::floor(*window) ||
+                 less->operands[1]->type.staticNumElements() != 1 ||
+                 distance->operands[0] != leq->operands[1] ||
+                 distance->operands[1] != leq->operands[0] || !matchIndices(*leq))
+               return false;
+             mask.window = static_cast<int64_t>(*window);
+             return true;
+           });
+  }
+
+  // K = unsqueeze(range(0, L, 1), [0]) and Q = unsqueeze(range(sub(L, n), L, 1), [1]) as the
+  // less_equal's operands, L = gather(shape(M), 1): key j's index and query i's (total - seq + i).
+  bool matchIndices(const Op& leq) {
+    Op* keys = unsqueezed(leq.operands[0], Ints{0});
+    Op* queries = unsqueezed(leq.operands[1], Ints{1});
+    Op* keyRange = keys ? producer(keys->operands[0], OpKind::Range) : nullptr;
+    Op* queryRange = queries ? producer(queries->operands[0], OpKind::Range) : nullptr;
+    if (!keyRange || !queryRange || !isScalar(keyRange->operands[0], 0) ||
+        !isScalar(keyRange->operands[2], 1) || !isScalar(queryRange->operands[2], 1) ||
+        keyRange->operands[1] != queryRange->operands[1])
+      return false;
+    Op* start = producer(queryRange->operands[0], OpKind::Sub);
+    Op* length = producer(keyRange->operands[1], OpKind::Gather);
+    Op* shape = length ? producer(length->operands[0], OpKind::Shape) : nullptr;
+    const std::vector<Dim>& queryDims = queryRange->result()->type.dims;
+    return start && start->operands[0] == keyRange->operands[1] && shape &&
+           isScalar(length->operands[1], 1) && *length->attr<int64_t>("axis") == 0 &&
+           shape->operands[0]->isGraphInput() && queryDims.size() == 1 &&
+           queryDims[0] == q_->type.dims[2] &&
+           keyRange->result()->type.dims == std::vector<Dim>{k_->type.dims[2]};
+  }
+
+  const Value* q_;
+  const Value* k_;
+};
+
 class FuseAttention : public Pass {
 public:
   std::string_view name() const override { return "fuse-attention"; }
@@ -227,7 +373,12 @@ public:
       b.setInsertPoint(it);
       b.setLocation(fusedLocation(m->ops));
       std::vector<Value*> operands = {m->q, m->k, m->v};
+      std::optional<BuiltMask> builtMask;
       if (m->bias)
+        builtMask = MaskMatcher(m->q, m->k).match(m->bias);
+      if (builtMask)
+        operands.push_back(builtMask->keyMask);
+      else if (m->bias)
         operands.push_back(m->bias);
       std::map<std::string, Attribute> attrs = {{"num_heads", q[1].staticValue()},
                                                 {"num_kv_heads", k[1].staticValue()},
@@ -235,6 +386,13 @@ public:
                                                 {"scale", m->scale}};
       if (m->nanWeightsToZero)
         attrs.emplace("nan_weights_to_zero", true);
+      if (m->softcap > 0)
+        attrs.emplace("softcap", m->softcap);
+      if (builtMask) {
+        attrs.emplace("causal", true);
+        if (builtMask->window > 0)
+          attrs.emplace("window", builtMask->window);
+      }
       // Null where the pieces do not make a valid attention (mismatched heads or dims).
       Value* fused = b.tryCreate(OpKind::Attention, operands, attrs);
       if (!fused)

@@ -11,12 +11,18 @@
 /// [max_batch,K,max_seq_len,H] in the cache's element type, at the running offset, 64-byte
 /// aligned: the layout attention reads, rows of a sequence contiguous. The graph records the
 /// area's size as `kv_cache_bytes` with the bounds it was planned for.
+///
+/// A sliding layer's cache, read only by causal attention with a window w < max_seq_len (and
+/// returned as a present), keeps only its last w rows: its region is [max_batch,K,w,H], a ring
+/// buffer (row t at t mod w) {ring_rows = w}, and the attention reading it is marked so too
+/// (the kernel reads the past from the ring and the new rows from where they were computed).
 
 #include "ir/Builder.h"
 #include "passes/Pass.h"
 #include "passes/PatternMatch.h"
 #include "runtime/gemma_model.h"
 
+#include <map>
 #include <set>
 
 namespace gemma {
@@ -39,16 +45,41 @@ int64_t checkedSum(const Op& op, int64_t offset, int64_t bytes) {
 }
 
 class PlanKVCache : public Pass {
+  // The ring's rows when every reader of a cache (`otherUses` counts the ops reading it) is a
+  // causal attention with a key mask and one window w shorter than the context; else 0.
+  int64_t ringRowsFor(const std::vector<Op*>& attentions, int otherUses) const {
+    if (attentions.empty() || static_cast<int>(attentions.size()) != otherUses)
+      return 0;
+    int64_t window = 0;
+    for (const Op* attention : attentions) {
+      const bool* causal = attention->attr<bool>("causal");
+      const int64_t* w = attention->attr<int64_t>("window");
+      if (!causal || !*causal || attention->operands.size() != 4 || !w || *w <= 0 ||
+          (window && *w != window))
+        return 0;
+      window = *w;
+    }
+    return window < options_.maxSeqLen ? window : 0;
+  }
+
 public:
   std::string_view name() const override { return "plan-kv-cache"; }
 
   bool run(Graph& graph) override {
     std::set<const Value*> consumed; // values read by attention as k or v, or returned
+    std::map<const Value*, std::vector<Op*>> readers; // the attention ops reading a value
     for (const auto& op : graph.ops)
-      if (op->kind == OpKind::Attention)
+      if (op->kind == OpKind::Attention) {
         consumed.insert({op->operands[1], op->operands[2]});
+        for (int i : {1, 2})
+          readers[op->operands[i]].push_back(op.get());
+      }
     for (const Graph::Output& output : graph.outputs)
       consumed.insert(output.value);
+    std::map<const Value*, int> uses = graph.useCounts();
+    std::map<const Value*, int> outputUses;
+    for (const Graph::Output& output : graph.outputs)
+      ++outputUses[output.value];
 
     int64_t offset = 0;
     bool changed = false;
@@ -66,8 +97,11 @@ public:
       const TensorType& cache = op.operands[0]->type;
       if (!cache.dims[1].isStatic() || !cache.dims[3].isStatic())
         continue;
+      std::vector<Op*>& attentions = readers[op.result()];
+      int64_t ringRows = ringRowsFor(attentions, uses[op.result()] - outputUses[op.result()]);
+      int64_t rows = ringRows > 0 ? ringRows : options_.maxSeqLen;
       int64_t bytes = 1;
-      for (int64_t factor : {options_.maxBatch, cache.dims[1].staticValue(), options_.maxSeqLen,
+      for (int64_t factor : {options_.maxBatch, cache.dims[1].staticValue(), rows,
                              cache.dims[3].staticValue(), elementSize(cache.elementType)})
         if (factor < 0 || __builtin_mul_overflow(bytes, factor, &bytes) || bytes > kMaxBytes)
           throw UserError(op.loc,
@@ -77,13 +111,18 @@ public:
       Builder b(graph);
       b.setInsertPoint(it);
       b.setLocation(op.loc);
-      Value* append = b.tryCreate(OpKind::KVCacheAppend, {op.operands[0], op.operands[1]},
-                                  {{"max_batch", options_.maxBatch},
-                                   {"max_seq_len", options_.maxSeqLen},
-                                   {"cache_offset", offset},
-                                   {"cache_bytes", bytes}});
+      std::map<std::string, Attribute> attrs = {{"max_batch", options_.maxBatch},
+                                                {"max_seq_len", options_.maxSeqLen},
+                                                {"cache_offset", offset},
+                                                {"cache_bytes", bytes}};
+      if (ringRows > 0)
+        attrs.emplace("ring_rows", ringRows);
+      Value* append = b.tryCreate(OpKind::KVCacheAppend, {op.operands[0], op.operands[1]}, attrs);
       if (!append)
         continue; // not a cache this pass understands: leave the concat
+      if (ringRows > 0)
+        for (Op* attention : attentions)
+          attention->attrs["ring_rows"] = ringRows;
       graph.replaceAllUsesWith(op.result(), append);
       offset = checkedSum(op, offset, bytes);
       changed = true;

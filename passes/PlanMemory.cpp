@@ -147,6 +147,13 @@ public:
     for (int i = 0; i < end; ++i)
       for (const Value* operand : ops[i]->operands)
         lastRead[operand] = i;
+    // A ring cache's new rows (plan-kv-cache) are read by the attention that reads the ring, and
+    // written into it after that: they live as long as the ring's last reader.
+    for (int i = 0; i < end; ++i)
+      for (const Value* operand : ops[i]->operands)
+        if (const Op* append = operand->definingOp;
+            append && append->kind == OpKind::KVCacheAppend && append->attr<int64_t>("ring_rows"))
+          lastRead[append->operands[1]] = std::max(lastRead[append->operands[1]], i);
     for (const Graph::Output& output : graph.outputs)
       lastRead[output.value] = end;
 

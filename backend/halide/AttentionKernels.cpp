@@ -9,6 +9,12 @@ using namespace Halide;
 
 // Attention for one (batch, head, query) row at a time: scores over the cache, softmax, and the
 // weighted sum of values; query head n reads kv head n / (N/K).
+//
+// Over a ring buffer {ring_rows = R} (a sliding layer's cache, plan-kv-cache) the inputs are
+// (q, k ring, v ring, key mask, k new, v new): the past's last R rows at t mod R, the new rows as
+// computed (written to the ring only after this kernel). The keys read are the last R of the
+// past and the new ones, t = past - R + j for j < R + seq: a decode step reads R + 1 keys, not
+// the whole context.
 Kernel attention(const Op& op, TargetKind target) {
   Kernel k;
   k.name = "attention";
@@ -17,31 +23,83 @@ Kernel attention(const Op& op, TargetKind target) {
   k.inputs = {q, key, value};
   Var h("h"), t("t"), s("s"), n("n"), b("b");
   int groups = static_cast<int>(*op.attr<int64_t>("num_heads") / *op.attr<int64_t>("num_kv_heads"));
-  Expr headDim = q.dim(0).extent(), total = key.dim(1).extent(), seq = q.dim(1).extent();
+  const int64_t* ringAttr = op.attr<int64_t>("ring_rows");
+  const int ringRows = ringAttr ? static_cast<int>(*ringAttr) : 0;
+  const bool* causalAttr = op.attr<bool>("causal");
+  bool causal = causalAttr && *causalAttr;
+  Expr headDim = q.dim(0).extent(), seq = q.dim(1).extent();
+  // total: the keys the queries are among (past + seq); keys: how many this kernel reads, and
+  // index(t) the key the t-th of them is.
+  Expr total, keys, first;
+  Func keyRows("key_rows"), valueRows("value_rows"); // (h, t, kv head, b) of the keys read
+  ImageParam keyMask;
+  if (ringRows > 0) {
+    keyMask = operandParam(op, 3, "key_mask");
+    ImageParam newKeys = operandParam(*op.operands[1]->definingOp, 1, "k_new");
+    ImageParam newValues = operandParam(*op.operands[2]->definingOp, 1, "v_new");
+    k.inputs.insert(k.inputs.end(), {keyMask, newKeys, newValues});
+    total = keyMask.dim(0).extent();
+    Expr past = total - seq;
+    keys = ringRows + seq;
+    first = past - ringRows;
+    Var hv("hv"), tv("tv"), kv("kv"), bv("bv");
+    Expr at = first + tv; // may be negative: no such key (hidden below), reads clamped
+    Expr fresh = clamp(at - past, 0, seq - 1), slot = clamp(at % ringRows, 0, ringRows - 1);
+    keyRows(hv, tv, kv, bv) =
+        select(at >= past, toF32(newKeys(hv, fresh, kv, bv)), toF32(key(hv, slot, kv, bv)));
+    valueRows(hv, tv, kv, bv) =
+        select(at >= past, toF32(newValues(hv, fresh, kv, bv)), toF32(value(hv, slot, kv, bv)));
+  } else {
+    total = key.dim(1).extent();
+    keys = total;
+    first = 0;
+    Var hv("hv"), tv("tv"), kv("kv"), bv("bv");
+    // Scores are computed in whole vectors past the last key (RoundUp below): reads clamp to it.
+    keyRows(hv, tv, kv, bv) = toF32(key(hv, clamp(tv, 0, total - 1), kv, bv));
+    valueRows(hv, tv, kv, bv) = toF32(value(hv, tv, kv, bv));
+  }
+  Expr at = first + t; // the key's index among all keys
+  Expr tc = clamp(at, 0, total - 1);
   RDom rh(0, headDim);
   Func scores("scores");
-  // Scores are computed in whole vectors past the last key (RoundUp below): reads clamp to it.
-  Expr tc = clamp(t, 0, total - 1);
   // The dot products in a Func of their own: an inline reduction under the window's select gets
   // its bounds from the select's condition in Halide 14, and writes out of them.
   Func dots("dots");
   dots(t, s, n, b) = 0.0f;
-  dots(t, s, n, b) += toF32(q(rh, s, n, b)) * toF32(key(rh, tc, n / groups, b));
+  dots(t, s, n, b) += toF32(q(rh, s, n, b)) * keyRows(rh, t, n / groups, b);
   Expr score = dots(t, s, n, b) * static_cast<float>(*op.attr<double>("scale"));
   const double* softcap = op.attr<double>("softcap");
   if (softcap && *softcap > 0)
     score = vectorTanh(score / static_cast<float>(*softcap)) * static_cast<float>(*softcap);
-  if (op.operands.size() == 4) {
+  // The lowest value of the result's type, as transformers' additive mask leaves a hidden score.
+  float hidden = static_cast<float>(lowestFinite(op.result()->type.elementType));
+  if (op.operands.size() == 4 && !causal) {
     ImageParam bias = operandParam(op, 3, "bias");
     k.inputs.push_back(bias);
     score += toF32(broadcastRead(bias, {tc, s, n, b}));
   }
+  // Which keys a query may not see, in a Func of its own: a select on conditions over t would
+  // give Halide 14 bounds for the dot products from them, one past what is computed.
+  Expr query = total - seq + s; // the query's index among the keys
+  Expr masked = Internal::const_false();
   const int64_t* window = op.attr<int64_t>("window");
   if (window && *window > 0)
-    score = select((total - seq + s) - t >= static_cast<int>(*window),
-                   std::numeric_limits<float>::lowest(), score);
+    masked = query - at >= static_cast<int>(*window);
+  if (causal) {
+    masked = masked || at > query || at < 0;
+    if (op.operands.size() == 4) {
+      if (ringRows == 0) {
+        keyMask = operandParam(op, 3, "key_mask");
+        k.inputs.push_back(keyMask);
+      }
+      masked = masked || keyMask(tc, b) == cast<int64_t>(0);
+    }
+  }
+  Func hiddenKey("hidden_key");
+  hiddenKey(t, s, b) = cast<uint8_t>(masked);
+  score = select(hiddenKey(t, s, b) != 0, hidden, score);
   scores(t, s, n, b) = score;
-  RDom rt(0, total);
+  RDom rt(0, keys);
   Func rowMax("row_max"), weights("weights"), rowSum("row_sum");
   rowMax(s, n, b) = maximum(scores(rt, s, n, b));
   weights(t, s, n, b) = exp(scores(t, s, n, b) - rowMax(s, n, b));
@@ -54,10 +112,10 @@ Kernel attention(const Op& op, TargetKind target) {
     Expr maskedEverywhere = reinterpret<uint32_t>(rowMax(s, n, b)) == Expr(0xff800000u);
     context(h, s, n, b) =
         select(maskedEverywhere, 0.0f,
-               sum(weights(rt, s, n, b) * toF32(value(h, rt, n / groups, b))) / rowSum(s, n, b));
+               sum(weights(rt, s, n, b) * valueRows(h, rt, n / groups, b)) / rowSum(s, n, b));
   } else {
     context(h, s, n, b) =
-        sum(weights(rt, s, n, b) * toF32(value(h, rt, n / groups, b))) / rowSum(s, n, b);
+        sum(weights(rt, s, n, b) * valueRows(h, rt, n / groups, b)) / rowSum(s, n, b);
   }
   k.output = Func("out");
   k.output(h, s, n, b) = cast(halideType(op.result()->type.elementType), context(h, s, n, b));
@@ -66,6 +124,7 @@ Kernel attention(const Op& op, TargetKind target) {
   // Each row of scores in whole vectors: RoundUp pads the row buffers (the key reads clamp).
   for (Func f : {scores, weights})
     f.compute_at(k.output, s).vectorize(t, lanes, TailStrategy::RoundUp);
+  hiddenKey.compute_at(k.output, s).vectorize(t, lanes, TailStrategy::RoundUp);
   // The query-key dot products along the head dim, which is contiguous in both (vectorized across
   // keys, each lane would gather a key's element a head dim apart): lane partial sums for
   // kKeyTile keys at a time, in registers, summed across the lanes at the end.
@@ -74,7 +133,7 @@ Kernel attention(const Op& op, TargetKind target) {
   Var lane("lane"), tile("key_tile"), key_("key");
   dots.update().split(rh.x, outer, inner, lanes, TailStrategy::GuardWithIf);
   Func partial = dots.update().rfactor(inner, lane);
-  dots.compute_at(k.output, s).bound_extent(t, (total + lanes - 1) / lanes * lanes);
+  dots.compute_at(k.output, s).bound_extent(t, (keys + lanes - 1) / lanes * lanes);
   partial.compute_at(k.output, s).reorder_storage(lane, t, s, n, b).vectorize(lane);
   partial.update()
       .split(t, tile, key_, kKeyTile, TailStrategy::GuardWithIf)

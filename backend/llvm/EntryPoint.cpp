@@ -16,6 +16,7 @@
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/Target/TargetOptions.h>
+#include <set>
 #include <type_traits>
 
 namespace gemma {
@@ -57,6 +58,7 @@ public:
     for (size_t i = 0; i < graph_.outputs.size(); ++i)
       if (outputRole(graph_, i) == OutputRole::Head)
         headOutput_ = graph_.outputs[i].value;
+    collectHeadRows();
     for (size_t i = 0; i < graph_.inputs.size(); ++i)
       host_[graph_.inputs[i].get()] =
           b_.CreateLoad(i8p, b_.CreateConstGEP1_64(i8p, inputs_, i), graph_.inputs[i]->name);
@@ -69,8 +71,11 @@ public:
           throw UserError(op->loc, "'" + std::string(op->mnemonic()) + "' reads the past cache '" +
                                        operand->name +
                                        "', which plan-kv-cache did not place in the KV cache");
-    for (const auto& op : graph_.ops)
+    for (const auto& op : graph_.ops) {
       emitOp(*op);
+      writeRingsReadBy(op.get());
+    }
+    writeRingsReadBy(nullptr); // rings no op reads (only returned)
     for (size_t i = 0; i < graph_.outputs.size(); ++i)
       b_.CreateStore(host_.at(graph_.outputs[i].value), b_.CreateConstGEP1_64(i8p, outputs_, i));
     b_.CreateRet(b_.getInt32(0));
@@ -116,8 +121,9 @@ private:
     return b_.CreateBitCast(global, b_.getInt8PtrTy());
   }
 
-  // A halide_buffer_t (56 bytes) describing `value` at `host`, filled by gemma_rt_buffer.
-  llvm::Value* describe(const Value* value, llvm::Value* host) {
+  // A halide_buffer_t (56 bytes) describing `value` at `host`, filled by gemma_rt_buffer. With
+  // `rows`, dim 2 (a cache's rows) has that extent instead, its strides unchanged (a crop).
+  llvm::Value* describe(const Value* value, llvm::Value* host, llvm::Value* rows = nullptr) {
     auto* i8p = b_.getInt8PtrTy();
     const TensorType& type = value->type;
     int rank = static_cast<int>(type.rank());
@@ -126,11 +132,14 @@ private:
     llvm::Value* extents = b_.CreateAlloca(b_.getInt64Ty(), b_.getInt32(std::max(1, rank)));
     llvm::Value* capacities = b_.CreateAlloca(b_.getInt64Ty(), b_.getInt32(std::max(1, rank)));
     auto region = capacity_.find(value); // values inside a cache region stride by its capacity
+    auto ring = ringRows_.find(value);   // a ring buffer's view: all its rows
     for (int d = 0; d < rank; ++d) {
-      llvm::Value* extent = dimValue(type.dims[d]);
+      llvm::Value* full =
+          d == 2 && ring != ringRows_.end() ? b_.getInt64(ring->second) : dimValue(type.dims[d]);
+      llvm::Value* extent = d == 2 && rows ? rows : full;
       auto at = static_cast<uint64_t>(d);
       b_.CreateStore(extent, b_.CreateConstGEP1_64(b_.getInt64Ty(), extents, at));
-      b_.CreateStore(region == capacity_.end() ? extent : b_.getInt64(region->second[d]),
+      b_.CreateStore(region == capacity_.end() ? full : b_.getInt64(region->second[d]),
                      b_.CreateConstGEP1_64(b_.getInt64Ty(), capacities, at));
     }
     Halide::Type halide = halideType(type.elementType);
@@ -246,10 +255,15 @@ private:
     std::vector<llvm::Value*> buffers;
     for (const Value* operand : op.operands)
       buffers.push_back(describe(operand, host_.at(operand)));
+    if (const int64_t* ring = op.attr<int64_t>("ring_rows");
+        op.kind == OpKind::Attention && ring && *ring > 0)
+      for (int i : {1, 2}) { // the new rows, read where they were computed
+        const Value* rows = op.operands[static_cast<size_t>(i)]->definingOp->operands[1];
+        buffers.push_back(describe(rows, host_.at(rows)));
+      }
     buffers.push_back(describe(result, host_[result]));
-    if (result == headOutput_ && result->type.rank() >= 2 &&
-        result->type.dims[result->type.rank() - 2] == Dim::symbol("seq")) {
-      // The head's kernel computes the rows the caller wants (last_rows; 0: all) of a
+    if (headRows_.count(result)) {
+      // The head's kernels compute the rows the caller wants (last_rows; 0: all) of a
       // [batch, seq, ...] result: the logits of the last token alone when generating.
       auto* i8p = b_.getInt8PtrTy();
       llvm::FunctionCallee keep = module_->getOrInsertFunction(
@@ -257,6 +271,40 @@ private:
       b_.CreateCall(keep, {buffers.back(), b_.getInt32(1), lastRows_});
     }
     callKernel(op, buffers);
+  }
+
+  // The head's result and the chain of row-wise ops that makes it (the matmul of the logits, then
+  // elementwise ops on it alone, e.g. Gemma 2's final softcap): each computes only the rows the
+  // caller keeps, since no other op reads their rows.
+  void collectHeadRows() {
+    auto hasSeqRows = [](const Value* v) {
+      const TensorType& type = v->type;
+      return type.rank() >= 2 && type.dims[type.rank() - 2] == Dim::symbol("seq");
+    };
+    std::map<const Value*, int> uses;
+    for (const auto& op : graph_.ops)
+      for (const Value* operand : op->operands)
+        ++uses[operand];
+    for (const Graph::Output& output : graph_.outputs)
+      ++uses[output.value];
+    const Value* v = headOutput_;
+    while (v && hasSeqRows(v)) {
+      headRows_.insert(v);
+      const Op* op = v->definingOp;
+      if (!op || opCategory(op->kind) != OpCategory::Elementwise)
+        break;
+      const Value* rows = nullptr;
+      for (const Value* operand : op->operands) {
+        if (operand->type.staticNumElements() == 1)
+          continue; // a scalar
+        if (rows || operand->type.dims != v->type.dims) {
+          rows = nullptr; // two row operands, or one broadcast: not a chain of rows
+          break;
+        }
+        rows = operand;
+      }
+      v = rows && uses[rows] == 1 ? rows : nullptr;
+    }
   }
 
   // A view of a value inside a cache region strides as the region does: (un)squeezing adds or
@@ -292,25 +340,77 @@ private:
   }
 
   // A cache's region is [max_batch,K,max_seq_len,H] at cache_offset in kv_cache; the new rows go
-  // to rows [past, past+seq): the kernel copies `new` there and never reads the past.
+  // to rows [past, past+seq): the kernel copies `new` there and never reads the past. A ring
+  // {ring_rows = R} is [max_batch,K,R,H]; its new rows are written once the attention reading the
+  // ring has run (writeRingsReadBy), since they overwrite rows it reads.
   void emitCacheAppend(const Op& op) {
     const Value* result = op.result();
     const TensorType& type = result->type;
     int64_t kvHeads = type.dims[1].staticValue(), headDim = type.dims[3].staticValue();
-    std::vector<int64_t> capacity = {*op.attr<int64_t>("max_batch"), kvHeads,
-                                     *op.attr<int64_t>("max_seq_len"), headDim};
+    const int64_t* ring = op.attr<int64_t>("ring_rows");
+    int64_t rows = ring && *ring > 0 ? *ring : *op.attr<int64_t>("max_seq_len");
+    std::vector<int64_t> capacity = {*op.attr<int64_t>("max_batch"), kvHeads, rows, headDim};
     llvm::Value* region = b_.CreateConstGEP1_64(
         b_.getInt8Ty(), kvCache_, static_cast<uint64_t>(*op.attr<int64_t>("cache_offset")));
     host_[result] = region;
     capacity_[result] = capacity;
+    if (ring && *ring > 0) {
+      ringRows_[result] = *ring;
+      const Op* lastReader = nullptr;
+      for (const auto& other : graph_.ops)
+        for (const Value* operand : other->operands)
+          if (operand == result)
+            lastReader = other.get();
+      pendingRings_.emplace_back(&op, lastReader);
+      return;
+    }
+    copyRows(op, symbols_.at("past"), b_.getInt64(0), dimValue(op.operands[1]->type.dims[2]));
+  }
+
+  // Copies `count` of the new rows of a cache append, from row `from`, to its region's row `to`.
+  void copyRows(const Op& op, llvm::Value* to, llvm::Value* from, llvm::Value* count) {
+    const Value* result = op.result();
     const Value* rows = op.operands[1];
-    llvm::Value* rowOffset =
-        b_.CreateMul(symbols_.at("past"), b_.getInt64(headDim * elementSize(type.elementType)));
-    llvm::Value* destination = b_.CreateGEP(b_.getInt8Ty(), region, rowOffset);
+    int64_t rowBytes = result->type.dims[3].staticValue() * elementSize(result->type.elementType);
+    llvm::Value* destination =
+        b_.CreateGEP(b_.getInt8Ty(), host_.at(result), b_.CreateMul(to, b_.getInt64(rowBytes)));
+    llvm::Value* source =
+        b_.CreateGEP(b_.getInt8Ty(), host_.at(rows), b_.CreateMul(from, b_.getInt64(rowBytes)));
     destinations_.push_back(std::make_unique<Value>(rows->type, nullptr, 0));
     const Value* placed = destinations_.back().get();
-    capacity_[placed] = capacity;
-    callKernel(op, {describe(rows, host_.at(rows)), describe(placed, destination)});
+    capacity_[placed] = capacity_.at(result);
+    callKernel(op, {describe(rows, source, count), describe(placed, destination, count)});
+  }
+
+  // The new rows of the rings whose last reader is `reader` (null: the rings no op reads): the
+  // last min(seq, R) of them, row t at t mod R, in at most two runs (the second after the wrap).
+  void writeRingsReadBy(const Op* reader) {
+    for (auto it = pendingRings_.begin(); it != pendingRings_.end();) {
+      if (it->second != reader) {
+        ++it;
+        continue;
+      }
+      const Op& op = *it->first;
+      int64_t ring = *op.attr<int64_t>("ring_rows");
+      llvm::Value* seq = dimValue(op.operands[1]->type.dims[2]);
+      llvm::Value* ringRows = b_.getInt64(ring);
+      llvm::Value* kept = b_.CreateSelect(b_.CreateICmpSLT(seq, ringRows), seq, ringRows);
+      llvm::Value* skipped = b_.CreateSub(seq, kept);
+      llvm::Value* slot =
+          b_.CreateSRem(b_.CreateAdd(symbols_.at("past"), skipped), ringRows); // >= 0
+      llvm::Value* room = b_.CreateSub(ringRows, slot);
+      llvm::Value* firstRun = b_.CreateSelect(b_.CreateICmpSLT(kept, room), kept, room);
+      copyRows(op, slot, skipped, firstRun);
+      llvm::Value* secondRun = b_.CreateSub(kept, firstRun);
+      auto* wrap = llvm::BasicBlock::Create(context_, "ring_wrap", fn_);
+      auto* done = llvm::BasicBlock::Create(context_, "ring_done", fn_);
+      b_.CreateCondBr(b_.CreateICmpSGT(secondRun, b_.getInt64(0)), wrap, done);
+      b_.SetInsertPoint(wrap);
+      copyRows(op, b_.getInt64(0), b_.CreateAdd(skipped, firstRun), secondRun);
+      b_.CreateBr(done);
+      b_.SetInsertPoint(done);
+      it = pendingRings_.erase(it);
+    }
   }
 
   void callKernel(const Op& op, const std::vector<llvm::Value*>& buffers) {
@@ -339,9 +439,12 @@ private:
               *outputs_ = nullptr, *lastRows_ = nullptr;
   std::map<std::string, llvm::Value*> symbols_;
   const Value* headOutput_ = nullptr;
+  std::set<const Value*> headRows_; // values whose kernels compute only the kept rows
   std::map<const Value*, llvm::Value*> host_;
-  std::map<const Value*, std::vector<int64_t>> capacity_; // values inside a KV-cache region
-  std::vector<std::unique_ptr<Value>> destinations_;      // the new rows' places in the regions
+  std::map<const Value*, std::vector<int64_t>> capacity_;     // values inside a KV-cache region
+  std::vector<std::unique_ptr<Value>> destinations_;          // the new rows' places in the regions
+  std::map<const Value*, int64_t> ringRows_;                  // cache appends kept as rings
+  std::vector<std::pair<const Op*, const Op*>> pendingRings_; // (ring append, its last reader)
 };
 
 } // namespace

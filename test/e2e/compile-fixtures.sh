@@ -11,9 +11,14 @@ rm -rf "$out"
 mkdir -p "$out"
 no_fusions="--disable-pass fuse-rmsnorm --disable-pass fuse-rotary --disable-pass fuse-attention --disable-pass fuse-mlp"
 jobs=()
-for fixture in mqa_f32 mha_untied_f32 gqa_exact_sharded_f32 mqa_bf16 mqa_f16 seq_cls_f32 token_cls_f32; do
+for fixture in mqa_f32 mha_untied_f32 gqa_exact_sharded_f32 mqa_bf16 mqa_f16 seq_cls_f32 token_cls_f32 \
+    gemma2_gqa_f32 gemma3_mqa_f32 gemma3_mqa_bf16; do
   jobs+=("$fixture|$fixture|")
   jobs+=("$fixture|$fixture-unfused|$no_fusions")
+done
+for fixture in attention_bias_f32 gemma2_mha_f32 gemma2_seq_cls_f32 gemma2_token_cls_f32 \
+    gemma3_linear_rope_f32 gemma3_seq_cls_f32; do
+  jobs+=("$fixture|$fixture|")
 done
 jobs+=("mqa_f32|mqa_f32-model|--head model")
 for fixture in mqa_f32 mha_untied_f32 gqa_exact_sharded_f32; do
@@ -22,7 +27,7 @@ done
 jobs+=("gqa_h16_f32|gqa_h16_f32|") # the checkpoint of the onnxruntime-genai export
 for export in mqa_f32_torchscript gqa_exact_sharded_f32_torchscript mqa_f32_torchscript_past \
     mqa_f32_torchscript_external mqa_f32_dynamo mqa_f32_optimum_past \
-    gqa_exact_sharded_f32_optimum_past gqa_h16_f32_genai; do
+    gqa_exact_sharded_f32_optimum_past gqa_h16_f32_genai gemma3_mqa_f32_torchscript; do
   jobs+=("../onnx/$export|onnx-$export|")
 done
 printf '%s\n' "${jobs[@]}" | xargs -P 2 -I{} bash -c '
