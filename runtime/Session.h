@@ -38,15 +38,22 @@ class Tokenizer {
 public:
   Tokenizer(const std::string& path, int32_t bosId); // throws std::runtime_error
   ~Tokenizer();
+  // As transformers' tokenizer: special tokens (control and unknown pieces) written in the text
+  // become their ids, the text between them is sentencepiece's.
   std::vector<int32_t> encode(const std::string& text, bool addBos) const;
-  // As transformers' decode(ids): control and unknown tokens written as their pieces, ids the
-  // tokenizer does not have skipped.
+  // As transformers' decode(ids): control and unknown tokens written as their pieces, "▁" as a
+  // space, runs of byte pieces fused into UTF-8 (a run that is not valid UTF-8 becomes one U+FFFD
+  // per byte, as the tokenizers library's ByteFallback decoder does), ids the tokenizer does not
+  // have skipped.
   std::string decode(const int32_t* ids, size_t count) const;
   int32_t pieceId(const std::string& piece) const; // -1 when absent
 
 private:
+  void encodeOrdinary(const std::string& text, std::vector<int32_t>& ids) const;
+
   std::unique_ptr<sentencepiece::SentencePieceProcessor> processor_;
   int32_t bosId_;
+  std::vector<std::pair<std::string, int32_t>> specialPieces_; // longest first
 };
 
 // Picks the next token from one row of logits: greedy, or transformers' sampling (temperature,

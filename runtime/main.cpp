@@ -150,12 +150,14 @@ int run(int argc, char** argv) {
   } catch (const CLI::ParseError& error) {
     return app.exit(error) == 0 ? 0 : 1;
   }
-  if (prompt.empty() == inputIds.empty())
+  // An empty --prompt is a prompt: transformers tokenizes '' to [<bos>] and generates from there.
+  bool hasPrompt = app.count("--prompt") > 0;
+  if (hasPrompt == (app.count("--input-ids") > 0))
     throw Failure{"give one of --prompt TEXT or --input-ids IDS"};
 
   if (weightsPath.empty())
     weightsPath = besideExecutable(std::string(model->name) + ".weights");
-  bool needTokenizer = !prompt.empty() || !printIds;
+  bool needTokenizer = hasPrompt || !printIds;
   if (tokenizerPath.empty())
     tokenizerPath = besideExecutable("tokenizer.model");
   char error[1024];
@@ -173,7 +175,7 @@ int run(int argc, char** argv) {
   };
 
   std::vector<int32_t> ids;
-  if (!prompt.empty()) {
+  if (hasPrompt) {
     ids.resize(static_cast<size_t>(check(chat ? gemma_tokenize_chat(s, prompt.c_str(), nullptr, 0)
                                               : gemma_tokenize(s, prompt.c_str(), 1, nullptr, 0))));
     chat ? gemma_tokenize_chat(s, prompt.c_str(), ids.data(), int32_t(ids.size()))

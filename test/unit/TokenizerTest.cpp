@@ -63,6 +63,34 @@ TEST(RuntimeTokenizer, EncodesAndDecodesAsTransformers) {
   EXPECT_EQ(tokenizer.pieceId("no such piece"), -1);
 }
 
+// Special tokens written in the text map to their ids as transformers' tokenizer maps them (its
+// added tokens are split out before the model runs), and '' is [<bos>].
+TEST(RuntimeTokenizer, SpecialTokensInTextAreTheirIds) {
+  Tokenizer tokenizer(GEMMAC_FIXTURES_DIR "/tokenizer/tokenizer.model", 2);
+  std::ifstream file(GEMMAC_FIXTURES_DIR "/tokenizer/reference.json");
+  nlohmann::json reference = nlohmann::json::parse(file);
+  ASSERT_GE(reference.at("special_texts").size(), 5u);
+  for (const auto& c : reference.at("special_texts")) {
+    SCOPED_TRACE(c.at("text").get<std::string>());
+    EXPECT_EQ(tokenizer.encode(c.at("text").get<std::string>(), true),
+              c.at("hf_ids").get<std::vector<int32_t>>());
+  }
+}
+
+// Byte pieces: a run that is valid UTF-8 fuses into its characters; one that is not prints one
+// U+FFFD per byte, as transformers' decode does (sentencepiece's own decoder keeps the valid part).
+TEST(RuntimeTokenizer, InvalidByteRunsDecodeAsTransformers) {
+  Tokenizer tokenizer(GEMMAC_FIXTURES_DIR "/tokenizer/tokenizer.model", 2);
+  std::ifstream file(GEMMAC_FIXTURES_DIR "/tokenizer/reference.json");
+  nlohmann::json reference = nlohmann::json::parse(file);
+  ASSERT_GE(reference.at("decode_cases").size(), 5u);
+  for (const auto& c : reference.at("decode_cases")) {
+    std::vector<int32_t> ids = c.at("ids").get<std::vector<int32_t>>();
+    SCOPED_TRACE(c.at("ids").dump());
+    EXPECT_EQ(tokenizer.decode(ids.data(), ids.size()), c.at("decoded").get<std::string>());
+  }
+}
+
 TEST(RuntimeTokenizer, RefusesAMissingOrBrokenModel) {
   EXPECT_THROW(Tokenizer("/nonexistent/tokenizer.model", 2), std::runtime_error);
   EXPECT_THROW(Tokenizer(GEMMAC_FIXTURES_DIR "/tokenizer/corpus.txt", 2), std::runtime_error);
