@@ -20,10 +20,13 @@
 #include "runtime/gemma_api.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <map>
 #include <set>
@@ -59,7 +62,27 @@ struct PipelineFlags {
 
 // The pipeline, as every subcommand runs it: -O (the default pipeline less the disabled passes)
 // when `optimize`, then the KV-cache and arena planning when `plan`, verifying after each pass.
-void runPipeline(Graph& graph, const PipelineFlags& flags, bool optimize, bool plan) {
+// The config's attention softcap must be in the graph: an ONNX export through SDPA drops it
+// (torch's scaled_dot_product_attention has no softcap) and would answer wrong, silently.
+void checkSoftcapsKept(const Graph& graph, const GemmaConfig& config) {
+  if (!config.attnLogitSoftcap)
+    return;
+  for (const auto& op : graph.ops) {
+    if (op->kind != OpKind::Attention)
+      continue;
+    const double* softcap = op->attr<double>("softcap");
+    if (!softcap ||
+        std::fabs(*softcap - *config.attnLogitSoftcap) > 1e-6 * *config.attnLogitSoftcap)
+      throw UserError(op->loc, "this attention has no logit softcap, but config.json sets "
+                               "attn_logit_softcapping = " +
+                                   formatFloat(*config.attnLogitSoftcap) +
+                                   ": the model was exported without it (an SDPA export drops "
+                                   "it); export it with attn_implementation=\"eager\"");
+  }
+}
+
+void runPipeline(Graph& graph, const PipelineFlags& flags, bool optimize, bool plan,
+                 const GemmaConfig* config = nullptr) {
   PassManagerOptions options;
   options.passOptions = flags.bounds;
   options.printAfterAll = flags.printAfterAll;
@@ -70,11 +93,14 @@ void runPipeline(Graph& graph, const PipelineFlags& flags, bool optimize, bool p
   if (plan)
     passes.addPlanningPipeline();
   passes.run(graph);
+  if (optimize && config)
+    checkSoftcapsKept(graph, *config);
 }
 
 void printInspection(const ImportedModel& model, bool listTensors, std::ostream& out) {
   const GemmaConfig& c = model.config;
-  out << "model: Gemma (" << c.modelType << "), head " << headName(model.head);
+  out << "model: " << familyName(c.family) << " (" << c.modelType << "), head "
+      << headName(model.head);
   if (!c.architectures.empty())
     out << " (architectures: " << c.architectures.front() << ")";
   out << "\n";
@@ -83,9 +109,32 @@ void printInspection(const ImportedModel& model, bool listTensors, std::ostream&
   out << "  heads " << c.numHeads << ", kv heads " << c.numKVHeads << " (" << attentionKind(c)
       << "), head_dim " << c.headDim
       << (c.numHeads * c.headDim != c.hiddenSize ? " (N*H != D)" : "") << "\n";
-  out << "  rms_norm_eps " << formatFloat(c.rmsNormEps) << ", rope_theta "
-      << formatFloat(c.ropeTheta) << ", max_position_embeddings " << c.maxPositionEmbeddings
-      << "\n";
+  auto ropeText = [](const RopeParameters& rope) {
+    return formatFloat(rope.theta) +
+           (rope.linearFactor != 1.0 ? " (linear scaling x" + formatFloat(rope.linearFactor) + ")"
+                                     : std::string());
+  };
+  out << "  rms_norm_eps " << formatFloat(c.rmsNormEps) << ", rope_theta " << ropeText(c.ropeFull)
+      << ", max_position_embeddings " << c.maxPositionEmbeddings << "\n";
+  if (c.family != Family::Gemma1) {
+    int64_t sliding = std::count(c.layerTypes.begin(), c.layerTypes.end(), LayerType::Sliding);
+    out << "  layers: " << c.numLayers - sliding << " full attention, " << sliding
+        << " sliding (window " << (c.slidingWindow ? std::to_string(*c.slidingWindow) : "none")
+        << ", rope_theta " << ropeText(c.ropeSliding) << "):";
+    for (LayerType type : c.layerTypes)
+      out << (type == LayerType::Sliding ? " S" : " F");
+    out << "\n";
+    out << "  attention scale query_pre_attn_scalar^-0.5 = " << formatFloat(c.attentionScale())
+        << ", softcaps: attention "
+        << (c.attnLogitSoftcap ? formatFloat(*c.attnLogitSoftcap) : "none") << ", final "
+        << (c.finalLogitSoftcap ? formatFloat(*c.finalLogitSoftcap) : "none")
+        << (c.queryKeyNorm ? ", QK-norm" : "") << "\n";
+  }
+  if (c.attentionBias)
+    out << "  attention_bias: q/k/v/o projections have biases\n";
+  if (c.multimodal)
+    out << "  multimodal checkpoint: its language model only (images are not supported; "
+        << model.visionTensors << " vision tensors not compiled)\n";
   out << "  activation " << activationName(c.activation) << ": " << c.activationNote << "\n";
   out << "  tie_word_embeddings " << (c.tieWordEmbeddings ? "true" : "false") << ", pad "
       << (c.padTokenId ? std::to_string(*c.padTokenId) : "none") << ", bos "
@@ -135,7 +184,7 @@ void printInspection(const ImportedModel& model, bool listTensors, std::ostream&
 void printMemoryPlan(const ImportedModel& model, const PipelineFlags& flags,
                      const std::string& picturePath, bool listBuffers, std::ostream& out) {
   auto graph = model.graph->clone();
-  runPipeline(*graph, flags, true, true);
+  runPipeline(*graph, flags, true, true, &model.config);
   const PassOptions& bounds = flags.bounds;
   std::map<std::string_view, int> fused;
   for (const auto& op : graph->ops)
@@ -152,9 +201,32 @@ void printMemoryPlan(const ImportedModel& model, const PipelineFlags& flags,
   out << "memory plan (max batch " << bounds.maxBatch << ", max sequence " << bounds.maxSeqLen
       << " tokens):\n";
   out << "  weights      " << withCommas(weights) << " bytes (read into memory, read-only)\n";
-  out << "  kv cache     " << withCommas(cache) << " bytes (" << c.numLayers
-      << " layers x K and V, [" << bounds.maxBatch << "," << c.numKVHeads << "," << bounds.maxSeqLen
-      << "," << c.headDim << "] " << elementTypeName(model.activationType) << " each)\n";
+  // Regions by rows: the whole context for full-attention layers, a ring of the window for
+  // sliding ones (two regions a layer, K and V).
+  std::map<int64_t, int64_t> regionsByRows;
+  for (const auto& op : graph->ops)
+    if (op->kind == OpKind::KVCacheAppend) {
+      const int64_t* ring = op->attr<int64_t>("ring_rows");
+      ++regionsByRows[ring && *ring > 0 ? *ring : bounds.maxSeqLen];
+    }
+  out << "  kv cache     " << withCommas(cache) << " bytes (";
+  const char* separator = "";
+  for (auto it = regionsByRows.rbegin(); it != regionsByRows.rend(); ++it) {
+    bool ring = it->first != bounds.maxSeqLen;
+    out << separator << it->second / 2 << (ring ? " sliding" : "") << " layers x K and V, ["
+        << bounds.maxBatch << "," << c.numKVHeads << "," << it->first << "," << c.headDim << "] "
+        << elementTypeName(model.activationType) << (ring ? " rings of the window" : " each");
+    separator = "; ";
+  }
+  if (regionsByRows.size() > 1 ||
+      (regionsByRows.size() == 1 && regionsByRows.begin()->first != bounds.maxSeqLen)) {
+    int64_t full = 2 * c.numLayers * bounds.maxBatch * c.numKVHeads * bounds.maxSeqLen * c.headDim *
+                   elementSize(model.activationType);
+    out << "; " << std::fixed << std::setprecision(1) << 100.0 * double(cache) / double(full)
+        << "% of a full-length cache";
+    out.unsetf(std::ios::fixed);
+  }
+  out << ")\n";
   out << "  activations  " << withCommas(arena) << " bytes in "
       << graph->integerAttr("arena_buffers") << " buffers (lower bound "
       << withCommas(graph->integerAttr("arena_lower_bound")) << ")\n";
@@ -290,13 +362,16 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
                     std::to_string(generation.eosTokenIds.size()) +
                         " eos token ids; a compiled program stops on at most " +
                         std::to_string(GEMMA_MAX_STOP_IDS));
-  std::cerr << "[import] " << model.graph->ops.size() << " ops, head " << headName(model.head)
-            << ", " << elapsed() << "\n";
+  std::cerr << "[import] " << familyName(model.config.family) << ", " << model.graph->ops.size()
+            << " ops, head " << headName(model.head) << ", " << elapsed() << "\n";
+  if (model.config.multimodal)
+    std::cerr << "[import] a multimodal Gemma 3: its language model is compiled, text only "
+                 "(images are not supported)\n";
   if (emit == "ir") {
     writeGraph(*model.graph, name + ".ir");
     return 0;
   }
-  runPipeline(*model.graph, flags, true, true);
+  runPipeline(*model.graph, flags, true, true, &model.config);
   int64_t weights = model.graph->integerAttr("weights_bytes"),
           cache = model.graph->integerAttr("kv_cache_bytes"),
           arena = model.graph->integerAttr("arena_bytes");
@@ -473,7 +548,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (optimize || plan)
-      runPipeline(*model.graph, pipeline, true, plan);
+      runPipeline(*model.graph, pipeline, true, plan, &model.config);
     std::ofstream file;
     if (outputPath != "-") {
       file.open(outputPath);
