@@ -113,7 +113,10 @@ protected:
     std::replace(dump_.begin() + static_cast<long>(::testing::TempDir().size()), dump_.end(), '/',
                  '_');
   }
-  bool causal() const { return endsWith(reference_["model_class"], "ForCausalLM"); }
+  bool causal() const {
+    return endsWith(reference_["model_class"], "ForCausalLM") ||
+           endsWith(reference_["model_class"], "ForConditionalGeneration");
+  }
   bool model() const { return GetParam().directory.find("-model") != std::string::npos; }
   // bf16 and f16 round every op in transformers and once per kernel here: one step of the type
   // (HFParityTest explains); f32: 1e-4, as the issue asks.
@@ -392,25 +395,24 @@ INSTANTIATE_TEST_SUITE_P(
     Fixtures, OnnxExport,
     ::testing::Values("mqa_f32_torchscript", "gqa_exact_sharded_f32_torchscript",
                       "mqa_f32_torchscript_past", "mqa_f32_torchscript_external", "mqa_f32_dynamo",
-                      "gemma3_mqa_f32_torchscript",
-                      "mqa_f32_optimum_past", "gqa_exact_sharded_f32_optimum_past",
-                      "gqa_h16_f32_genai"));
+                      "gemma3_mqa_f32_torchscript", "mqa_f32_optimum_past",
+                      "gqa_exact_sharded_f32_optimum_past", "gqa_h16_f32_genai"));
 
 // Each fixture as compile-fixtures.sh compiled it: with -O, and with every fusion disabled.
 std::vector<Variant> variants(bool causalOnly) {
   std::vector<Variant> all;
-  for (const char* fixture : {"mqa_f32", "mha_untied_f32", "gqa_exact_sharded_f32", "mqa_bf16",
-                              "mqa_f16", "seq_cls_f32", "token_cls_f32", "gemma2_gqa_f32",
-                              "gemma3_mqa_f32", "gemma3_mqa_bf16"}) {
+  for (const char* fixture :
+       {"mqa_f32", "mha_untied_f32", "gqa_exact_sharded_f32", "mqa_bf16", "mqa_f16", "seq_cls_f32",
+        "token_cls_f32", "gemma2_gqa_f32", "gemma3_mqa_f32", "gemma3_mqa_bf16"}) {
     if (causalOnly && std::string(fixture).find("cls") != std::string::npos)
       continue;
     all.push_back({fixture, fixture});
     all.push_back({fixture, std::string(fixture) + "-unfused"});
   }
   // Compiled with -O only (compile-fixtures.sh).
-  for (const char* fixture : {"attention_bias_f32", "gemma2_mha_f32", "gemma2_seq_cls_f32",
-                              "gemma2_token_cls_f32", "gemma3_linear_rope_f32",
-                              "gemma3_seq_cls_f32"}) {
+  for (const char* fixture :
+       {"attention_bias_f32", "gemma2_mha_f32", "gemma2_seq_cls_f32", "gemma2_token_cls_f32",
+        "gemma3_linear_rope_f32", "gemma3_seq_cls_f32", "gemma3_multimodal_f32"}) {
     if (causalOnly && std::string(fixture).find("cls") != std::string::npos)
       continue;
     all.push_back({fixture, fixture});

@@ -17,7 +17,7 @@ for fixture in mqa_f32 mha_untied_f32 gqa_exact_sharded_f32 mqa_bf16 mqa_f16 seq
   jobs+=("$fixture|$fixture-unfused|$no_fusions")
 done
 for fixture in attention_bias_f32 gemma2_mha_f32 gemma2_seq_cls_f32 gemma2_token_cls_f32 \
-    gemma3_linear_rope_f32 gemma3_seq_cls_f32; do
+    gemma3_linear_rope_f32 gemma3_seq_cls_f32 gemma3_multimodal_f32; do
   jobs+=("$fixture|$fixture|")
 done
 jobs+=("mqa_f32|mqa_f32-model|--head model")

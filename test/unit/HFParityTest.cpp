@@ -272,10 +272,11 @@ INSTANTIATE_TEST_SUITE_P(Gemma2And3, HFParity,
                          ::testing::Values("gemma2_gqa_f32", "gemma2_mha_f32", "gemma2_seq_cls_f32",
                                            "gemma2_token_cls_f32", "gemma3_mqa_f32",
                                            "gemma3_mqa_bf16", "gemma3_linear_rope_f32",
-                                           "gemma3_seq_cls_f32"));
+                                           "gemma3_seq_cls_f32", "gemma3_multimodal_f32"));
 INSTANTIATE_TEST_SUITE_P(Gemma2And3, HFCausalParity,
                          ::testing::Values("gemma2_gqa_f32", "gemma2_mha_f32", "gemma3_mqa_f32",
-                                           "gemma3_mqa_bf16", "gemma3_linear_rope_f32"));
+                                           "gemma3_mqa_bf16", "gemma3_linear_rope_f32",
+                                           "gemma3_multimodal_f32"));
 
 } // namespace
 } // namespace gemma
