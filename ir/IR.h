@@ -35,9 +35,9 @@
 // f32 after each step, "round T" rounded to T; sums accumulate exactly before one rounding.
 // - `rms_norm(x, w) {eps, unit_offset}` over x's last axis, in f32: s = x^2, m = mean(s),
 //   r = rsqrt(m + eps), n = x * r, y = n * (unit_offset ? 1 + w : w); result round T.
-// - `rotary(x, positions) {theta, head_dim}`: x [batch,heads,seq,H], positions [batch,seq];
-//   inv_freq = rotaryInverseFrequencies(theta, H), f = positions * inv_freq (f32),
-//   cos/sin = round T of f32 cos/sin(concat(f, f)); result round T of
+// - `rotary(x, positions) {theta, head_dim[, factor]}`: x [batch,heads,seq,H], positions
+//   [batch,seq]; inv_freq = rotaryInverseFrequencies(theta, H, factor) (linear scaling), f =
+//   positions * inv_freq (f32), cos/sin = round T of f32 cos/sin(concat(f, f)); result round T of
 //   round T(x * cos) + round T(rotate_half(x) * sin), rotate_half(x) = concat(-x[H/2:], x[:H/2]).
 //   `rotary(x, cos, sin) {head_dim}` takes the tables (broadcast to x) instead.
 // - `attention(q, k, v[, bias]) {num_heads N, num_kv_heads K, head_dim H, scale, softcap, window}`:

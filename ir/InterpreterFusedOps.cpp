@@ -49,7 +49,9 @@ Tensor rotary(const Op& op, const std::vector<const Tensor*>& operands) {
     const Tensor& positions = *operands[1];
     if (positions.shape != std::vector<int64_t>{batch, seq})
       fail(op, "positions have shape " + positions.shapeString() + " for x " + x.shapeString());
-    std::vector<double> inverse = rotaryInverseFrequencies(*op.attr<double>("theta"), headDim);
+    std::vector<double> inverse =
+        rotaryInverseFrequencies(*op.attr<double>("theta"), headDim,
+                                 op.attr<double>("factor") ? *op.attr<double>("factor") : 1.0);
     int64_t heads = x.shape[1];
     for (int64_t linear = 0; linear < x.numElements(); ++linear) {
       int64_t i = linear % headDim, s = (linear / headDim) % seq;

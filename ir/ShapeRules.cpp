@@ -463,6 +463,8 @@ TensorType inferRotary(const Op& op, AttrReader& attrs) {
            "needs positions [batch,seq] of integers for x " + x.str() + ", got " + positions.str());
     if (!(attrs.real("theta") > 0))
       fail(op, "theta must be positive");
+    if (!(attrs.real("factor", 1.0) > 0))
+      fail(op, "factor must be positive");
   } else {
     for (size_t i = 1; i < 3; ++i) {
       requireFloat(op, i);

@@ -7,10 +7,12 @@
 ///
 /// When the tables come from positions the way GemmaRotaryEmbedding computes them,
 ///   f = mul(unsqueeze(cast(positions), [2]), inv_freq)   inv_freq = 1/theta^(2i/H), a constant
+///                                                        (over a factor: linear RoPE scaling)
 ///   cos = unsqueeze(cast(cos(concat(f, f))), [1])       (sin alike, casts optional)
-/// the result is `rotary(x, positions) {theta, head_dim}` and the tables' subgraph goes away once
-/// nothing else uses it; any other tables give `rotary(x, cos, sin) {head_dim}`. Not fused: an
-/// interleaved rotation, slices that are not the two halves, an intermediate with another user.
+/// the result is `rotary(x, positions) {theta, head_dim[, factor]}` and the tables' subgraph goes
+/// away once nothing else uses it; any other tables give `rotary(x, cos, sin) {head_dim}`. Not
+/// fused: an interleaved rotation, slices that are not the two halves, an intermediate with another
+/// user.
 
 #include "ir/Builder.h"
 #include "ir/Rotary.h"
@@ -80,9 +82,13 @@ public:
       int64_t headDim = x->type.dims.back().staticValue();
       Value* fused = nullptr;
       // Positions that do not line up with x give null: the tables then, or no match.
-      if (auto fromPositions = matchPositionTables(cosTable, sinTable, headDim))
-        fused = b.tryCreate(OpKind::Rotary, {x, fromPositions->first},
-                            {{"theta", fromPositions->second}, {"head_dim", headDim}});
+      if (auto fromPositions = matchPositionTables(cosTable, sinTable, headDim)) {
+        std::map<std::string, Attribute> attrs = {{"theta", fromPositions->theta},
+                                                  {"head_dim", headDim}};
+        if (fromPositions->factor != 1.0)
+          attrs.emplace("factor", fromPositions->factor);
+        fused = b.tryCreate(OpKind::Rotary, {x, fromPositions->positions}, attrs);
+      }
       if (!fused)
         fused = b.tryCreate(OpKind::Rotary, {x, cosTable, sinTable}, {{"head_dim", headDim}});
       if (!fused)
@@ -118,9 +124,15 @@ private:
     return true;
   }
 
-  // cos/sin tables computed from positions as GemmaRotaryEmbedding does; gives (positions, theta).
-  static std::optional<std::pair<Value*, double>>
-  matchPositionTables(Value* cosTable, Value* sinTable, int64_t headDim) {
+  struct Tables {
+    Value* positions;
+    double theta, factor;
+  };
+
+  // cos/sin tables computed from positions as GemmaRotaryEmbedding does (with linear scaling's
+  // factor, if any); gives (positions, theta, factor).
+  static std::optional<Tables> matchPositionTables(Value* cosTable, Value* sinTable,
+                                                   int64_t headDim) {
     auto table = [](Value* t, OpKind kind) -> Value* {
       Op* unsqueeze = producer(t, OpKind::Unsqueeze);
       const Ints* axes = unsqueeze ? unsqueeze->attr<Ints>("axes") : nullptr;
@@ -138,7 +150,7 @@ private:
     Op* mul = producer(concat->operands[0], OpKind::Mul);
     if (!mul)
       return std::nullopt;
-    std::optional<std::pair<Value*, double>> result;
+    std::optional<Tables> result;
     eitherOrder(*mul, [&](Value* positions, Value* inverse) {
       Op* unsqueeze = producer(positions, OpKind::Unsqueeze);
       Op* constant = producer(inverse, OpKind::Constant);
@@ -150,13 +162,17 @@ private:
       Value* ids = const_cast<Value*>(throughCasts(unsqueeze->operands[0]));
       if (!isInteger(ids->type.elementType) || ids->type.rank() != 2)
         return false;
-      // inv_freq[1] = theta^(-2/H): recover theta, and accept it only if it reproduces every
-      // frequency exactly (trying the nearest integer, as configs write theta).
-      double theta = std::pow((*values)[1], -static_cast<double>(headDim) / 2.0);
-      for (double candidate : {std::round(theta), theta}) {
-        if (rotaryInverseFrequencies(candidate, headDim) == *values) {
-          result = std::make_pair(ids, candidate);
-          return true;
+      // inv_freq[0] = 1 / factor (linear scaling; 1 without), inv_freq[1] = theta^(-2/H) /
+      // factor: recover both, and accept them only if they reproduce every frequency exactly
+      // (trying the nearest integers, as configs write them).
+      double factor = 1.0 / (*values)[0];
+      for (double f : {std::round(factor), factor}) {
+        double theta = std::pow((*values)[1] * f, -static_cast<double>(headDim) / 2.0);
+        for (double candidate : {std::round(theta), theta}) {
+          if (f > 0 && rotaryInverseFrequencies(candidate, headDim, f) == *values) {
+            result = Tables{ids, candidate, f};
+            return true;
+          }
         }
       }
       return false;

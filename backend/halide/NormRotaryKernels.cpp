@@ -48,7 +48,9 @@ Kernel rotary(const Op& op, TargetKind target) {
   if (op.operands.size() == 2) {
     ImageParam positions = operandParam(op, 1, "positions");
     k.inputs.push_back(positions);
-    std::vector<double> inverse = rotaryInverseFrequencies(*op.attr<double>("theta"), headDim);
+    std::vector<double> inverse =
+        rotaryInverseFrequencies(*op.attr<double>("theta"), headDim,
+                                 op.attr<double>("factor") ? *op.attr<double>("factor") : 1.0);
     Buffer<float> table(static_cast<int>(half), "inv_freq");
     for (int64_t i = 0; i < half; ++i)
       table(static_cast<int>(i)) = static_cast<float>(inverse[i]);

@@ -60,12 +60,15 @@ TEST_P(Fusion, EachFusionAloneFiresAndKeepsTheNumbers) {
   FixtureRun fixture(GetParam());
   const Graph& imported = *fixture.model().graph;
   std::vector<Tensor> expected = fixture.run(imported);
-  int64_t layers = fixture.model().config.numLayers;
+  const GemmaConfig& c = fixture.model().config;
+  int64_t layers = c.numLayers;
+  // Two norms a layer (Gemma 1) or four (Gemma 2/3), QK-norm's two (Gemma 3), the final one.
+  int64_t norms = (c.sandwichNorms ? 4 : 2) * layers + (c.queryKeyNorm ? 2 * layers : 0) + 1;
   struct Expectation {
     const char* pass;
     OpKind fused;
     int64_t count;
-  } expectations[] = {{"fuse-rmsnorm", OpKind::RmsNorm, 2 * layers + 1},
+  } expectations[] = {{"fuse-rmsnorm", OpKind::RmsNorm, norms},
                       {"fuse-rotary", OpKind::Rotary, 2 * layers},
                       {"fuse-attention", OpKind::Attention, layers},
                       {"fuse-mlp", OpKind::GatedMlp, layers}};
@@ -118,7 +121,12 @@ TEST_P(Fusion, DefaultPipelineLeavesNoPrimitiveBlocks) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Fusion,
                          ::testing::Values("mqa_f32", "mha_untied_f32", "gqa_exact_sharded_f32",
-                                           "mqa_bf16", "seq_cls_f32", "token_cls_f32"));
+                                           "mqa_bf16", "seq_cls_f32", "token_cls_f32",
+                                           "attention_bias_f32"));
+INSTANTIATE_TEST_SUITE_P(Gemma2And3, Fusion,
+                         ::testing::Values("gemma2_gqa_f32", "gemma2_mha_f32", "gemma2_seq_cls_f32",
+                                           "gemma3_mqa_f32", "gemma3_mqa_bf16",
+                                           "gemma3_linear_rope_f32", "gemma3_multimodal_f32"));
 
 } // namespace
 } // namespace gemma
