@@ -40,6 +40,8 @@
 //   positions * inv_freq (f32), cos/sin = round T of f32 cos/sin(concat(f, f)); result round T of
 //   round T(x * cos) + round T(rotate_half(x) * sin), rotate_half(x) = concat(-x[H/2:], x[:H/2]).
 //   `rotary(x, cos, sin) {head_dim}` takes the tables (broadcast to x) instead.
+// - `matmul {softcap = c}` (fuse-softcap's): the matmul's result r, then round T(c * round
+//   T(tanh(round T(r / c)))), as div, tanh and mul by the scalar c compute it.
 // - `attention(q, k, v[, bias]) {num_heads N, num_kv_heads K, head_dim H, scale, softcap, window}`:
 //   q [batch,N,seq,H], k and v [batch,K,total,H]; query head n reads kv head n / (N/K). Scores
 //   round T(q.k), then round T(f32(scores * scale)); with softcap c > 0, round T(c * tanh(s / c));

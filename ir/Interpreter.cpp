@@ -160,8 +160,21 @@ Tensor evaluateOp(const Op& op, const std::vector<const Tensor*>& operands,
     return unary([](double a) { return double(std::isnan(a)); });
   case OpKind::Where:
     return elementwise(op, operands, type, [](const double* a) { return a[0] != 0 ? a[1] : a[2]; });
-  case OpKind::MatMul:
-    return matmul(op, *operands[0], *operands[1]);
+  case OpKind::MatMul: {
+    Tensor product = matmul(op, *operands[0], *operands[1]);
+    if (const double* softcap = op.attr<double>("softcap"); softcap && *softcap > 0) {
+      ElementType type = product.elementType;
+      double c = static_cast<double>(static_cast<float>(*softcap));
+      auto f32 = [](double x) { return static_cast<double>(static_cast<float>(x)); };
+      // As the pattern rounds each step: the div and the mul in f32, cast back to the type.
+      for (double& value : product.data) {
+        double divided = roundToElementType(f32(value / c), type);
+        double squashed = roundToElementType(std::tanh(divided), type);
+        value = roundToElementType(f32(squashed * c), type);
+      }
+    }
+    return product;
+  }
   case OpKind::ReduceMean:
   case OpKind::ReduceSum:
   case OpKind::ReduceMax:

@@ -710,6 +710,8 @@ std::vector<TensorType> inferResultTypes(const Op& op) {
   }
   case OpKind::MatMul:
     result = inferMatMul(op);
+    if (attrs.real("softcap", 0.0) < 0) // fuse-softcap's
+      fail(op, "softcap must be >= 0");
     break;
   case OpKind::ReduceMean:
   case OpKind::ReduceSum:

@@ -51,6 +51,7 @@ void PassManager::addDefaultPipeline(const std::vector<std::string>& disabled) {
   stage("fuse-rotary");
   stage("fuse-attention");
   stage("fuse-mlp");
+  stage("fuse-softcap");
   stage("cse");
   stage("dce");
 }

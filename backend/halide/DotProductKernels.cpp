@@ -116,7 +116,12 @@ Kernel matmul(const Op& op, TargetKind target) {
   dot(v) +=
       toF32(aEdge(at(op.operands[0], r.x, v[1]))) * toF32(bEdge(at(op.operands[1], v[0], r.x)));
   k.output = Func("out");
-  k.output(v) = cast(halideType(result.elementType), dot(v));
+  Expr value = dot(v);
+  if (const double* softcap = op.attr<double>("softcap"); softcap && *softcap > 0) {
+    float c = static_cast<float>(*softcap); // fuse-softcap's: c * tanh(x / c), in registers
+    value = vectorTanh(value / c) * c;
+  }
+  k.output(v) = cast(halideType(result.elementType), value);
   if (op.operands[1]->type.rank() == 2 && hasPermutedStorage(*op.operands[1])) {
     // A projection with torch's [out, in] weight, read in place: each output a dot product over
     // a contiguous weight row.

@@ -9,7 +9,7 @@ out="$2"
 fixtures="$(cd "$(dirname "$0")/../fixtures/hf" && pwd)"
 rm -rf "$out"
 mkdir -p "$out"
-no_fusions="--disable-pass fuse-rmsnorm --disable-pass fuse-rotary --disable-pass fuse-attention --disable-pass fuse-mlp"
+no_fusions="--disable-pass fuse-rmsnorm --disable-pass fuse-rotary --disable-pass fuse-attention --disable-pass fuse-mlp --disable-pass fuse-softcap"
 jobs=()
 for fixture in mqa_f32 mha_untied_f32 gqa_exact_sharded_f32 mqa_bf16 mqa_f16 seq_cls_f32 token_cls_f32 \
     gemma2_gqa_f32 gemma3_mqa_f32 gemma3_mqa_bf16; do
