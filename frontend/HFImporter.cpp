@@ -1,8 +1,11 @@
 #include "frontend/HFImporter.h"
 
+#include "formats/ModelFiles.h"
+#include "formats/SentencePieceModel.h"
 #include "ir/Builder.h"
 #include "ir/Interpreter.h"
 #include "ir/ModelRoles.h"
+#include "ir/RegularFile.h"
 #include "ir/Rotary.h"
 #include "ir/Verifier.h"
 
@@ -492,17 +495,32 @@ ImportedModel importHFCheckpoint(const std::string& folder, std::optional<Head> 
                     "(causal-lm, model, seq-cls, token-cls)");
   model.head = *chosen;
   model.weights = WeightStore::openFolder(folder);
+  buildGemmaGraph(model);
+  // A checkpoint with tokenizer.json and no tokenizer.model (what save_pretrained writes for a
+  // GemmaTokenizerFast): the program gets a sentencepiece model built from its vocabulary.
+  fs::path json = fs::path(folder) / "tokenizer.json";
+  if (!fs::exists(fs::path(folder) / "tokenizer.model") && fs::exists(json)) {
+    std::string path = resolveModelFile(folder, "tokenizer.json", folder, "the tokenizer");
+    std::string text, why;
+    if (!readRegularFile(path, uint64_t(1) << 30, text, why))
+      throw UserError(Location::named(path), why);
+    model.tokenizerModel = serializeSentencePieceModel(sentencePieceFromTokenizerJson(text, path));
+    model.tokenizerSource = "tokenizer.json";
+  }
+  return model;
+}
+
+void buildGemmaGraph(ImportedModel& model) {
   model.weightPrefix = checkTensors(model);
+  // The activation dtype is the embedding's (the GGUF frontend's are f32).
   model.activationType =
       model.weights.find(model.weightPrefix + "embed_tokens.weight")->elementType;
-
   model.graph = std::make_unique<Graph>("gemma_" + headName(model.head));
   for (char& ch : model.graph->name)
     if (ch == '-')
       ch = '_';
   GemmaGraphBuilder(model, *model.graph).build();
   verifyGraph(*model.graph);
-  return model;
 }
 
 } // namespace gemma

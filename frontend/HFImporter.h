@@ -24,4 +24,9 @@ namespace gemma {
 // config's `architectures`. Throws UserError naming the file or tensor at fault.
 ImportedModel importHFCheckpoint(const std::string& folder, std::optional<Head> head = {});
 
+// The second half of that, shared with the GGUF frontend (which renames its tensors to the
+// checkpoint's names): checks `model.weights` against its config and head, sets the base-model
+// prefix, and builds and verifies the graph. model.config, head and activationType must be set.
+void buildGemmaGraph(ImportedModel& model);
+
 } // namespace gemma

@@ -21,11 +21,18 @@ struct ImportedModel {
   std::vector<std::string> ignoredTensors; // tensors of other heads, present but unused
   int64_t visionTensors = 0; // a multimodal Gemma 3's vision tower: not compiled (text only)
   WeightStore weights;
+  // A sentencepiece model built from the model's own vocabulary (a GGUF's tokenizer.ggml.*, or a
+  // tokenizer.json with no tokenizer.model beside it), which compile writes to OUT/tokenizer.model;
+  // empty when the folder's tokenizer.model is copied instead (or there is none).
+  std::string tokenizerModel;
+  std::string tokenizerSource; // where it came from: "tokenizer.json", "GGUF"
+  // Facts of the source format that `inspect` prints (a GGUF's metadata, tokenizer, tensor census).
+  std::vector<std::string> sourceFacts;
   std::unique_ptr<Graph> graph;
 };
 
-// A checkpoint folder (config.json + safetensors: HFImporter.h) or an ONNX model (a .onnx file,
-// or a folder holding model.onnx and no safetensors: OnnxImporter.h).
+// A checkpoint folder (config.json + safetensors: HFImporter.h), a GGUF file (GgufImporter.h) or
+// an ONNX model (a .onnx file, or a folder holding model.onnx and no safetensors: OnnxImporter.h).
 ImportedModel importModel(const std::string& path, std::optional<Head> head = {});
 
 } // namespace gemma

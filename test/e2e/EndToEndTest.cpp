@@ -5,6 +5,7 @@
 // compiled with -O and with every fusion disabled. The programs run as child processes: this
 // process links neither sentencepiece nor the compiler.
 #include "../unit/FixtureUtil.h"
+#include "ProgramRun.h"
 
 #include <cmath>
 #include <cstdio>
@@ -17,58 +18,6 @@ namespace gemma {
 namespace {
 
 using nlohmann::json;
-
-struct Output {
-  int status = -1;
-  std::string text;
-};
-
-// Runs a shell command; its stdout (and stderr too when `withErrors`).
-Output run(const std::string& command, bool withErrors = false) {
-  Output output;
-  FILE* pipe = popen((command + (withErrors ? " 2>&1" : "")).c_str(), "r");
-  if (!pipe)
-    return output;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0)
-    output.text.append(buffer, n);
-  int status = pclose(pipe);
-  output.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return output;
-}
-
-std::string quote(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text)
-    quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
-std::string idList(const std::vector<int64_t>& ids) {
-  std::string list;
-  for (int64_t id : ids)
-    list += (list.empty() ? "" : ",") + std::to_string(id);
-  return list;
-}
-
-std::vector<int64_t> parseIds(const std::string& line) {
-  std::vector<int64_t> ids;
-  std::istringstream stream(line);
-  int64_t id;
-  while (stream >> id)
-    ids.push_back(id);
-  return ids;
-}
-
-std::vector<float> readFloats(const std::string& path) {
-  std::ifstream file(path, std::ios::binary | std::ios::ate);
-  std::vector<float> values(static_cast<size_t>(file.tellg()) / sizeof(float));
-  file.seekg(0);
-  file.read(reinterpret_cast<char*>(values.data()),
-            static_cast<std::streamsize>(values.size() * sizeof(float)));
-  return values;
-}
 
 // Row r of a reference batch without its left padding.
 std::vector<int64_t> unpadded(const json& reference, size_t r) {
@@ -305,6 +254,34 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, NarrowWeights,
                          ::testing::Values("mqa_f32", "mha_untied_f32", "gqa_exact_sharded_f32"));
 
 // A C program built against OUT/mqa_f32.h and OUT/libmqa_f32.a gives generate()'s ids and text.
+// A checkpoint with tokenizer.json and no tokenizer.model (compile-fixtures.sh puts the fixture
+// tokenizer's tokenizer.json beside gemma3_mqa_f32's weights): the program's tokenizer, built from
+// it, gives the ids transformers gives loading that tokenizer.json alone, and writes the text
+// gemma3_mqa_f32 writes.
+TEST(TokenizerJsonCheckpoint, IdsAndTextEqualTransformers) {
+  std::string program =
+      std::string(GEMMAC_E2E_DIR) + "/gemma3_tokenizer_json/gemma3_tokenizer_json";
+  std::ifstream file(std::string(GEMMAC_FIXTURES_DIR) + "/tokenizer/tokenizer_json_reference.json");
+  json reference = json::parse(file);
+  int checked = 0;
+  for (const json& sample : reference["texts"]) {
+    Output out =
+        run(program + " --prompt " + quote(sample["text"]) + " --ids --max-new-tokens 1", true);
+    ASSERT_EQ(out.status, 0) << out.text;
+    std::vector<int64_t> ids = parseIds(out.text.substr(0, out.text.find('\n')));
+    ASSERT_FALSE(ids.empty());
+    ids.pop_back(); // the token generated
+    EXPECT_EQ(ids, sample["ids"].get<std::vector<int64_t>>()) << sample["text"];
+    ++checked;
+  }
+  EXPECT_GE(checked, 20);
+  const json text = testing::loadHFReference("gemma3_mqa_f32")["generate_text"];
+  Output out = run(program + " --prompt " + quote(text["prompt"]) + " --max-length " +
+                   std::to_string(text["max_length"].get<int>()));
+  ASSERT_EQ(out.status, 0);
+  EXPECT_EQ(out.text, text["decoded"].get<std::string>() + "\n");
+}
+
 TEST(CProgram, EmbedsTheStaticLibrary) {
   std::string out = std::string(GEMMAC_E2E_DIR) + "/mqa_f32",
               program = ::testing::TempDir() + "/embed_mqa_f32";

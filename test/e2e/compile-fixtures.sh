@@ -30,9 +30,18 @@ for export in mqa_f32_torchscript gqa_exact_sharded_f32_torchscript mqa_f32_torc
     gqa_exact_sharded_f32_optimum_past gqa_h16_f32_genai gemma3_mqa_f32_torchscript; do
   jobs+=("../onnx/$export|onnx-$export|")
 done
+# A checkpoint with tokenizer.json and no tokenizer.model: gemma3_mqa_f32's weights beside the
+# tokenizer.json transformers saved for the fixture tokenizer (make_tokenizer_json_fixture.py).
+json_checkpoint="$out/src/gemma3_tokenizer_json"
+mkdir -p "$json_checkpoint"
+cp "$fixtures"/gemma3_mqa_f32/{config.json,generation_config.json,model.safetensors} "$json_checkpoint"
+cp "$fixtures/../tokenizer/tokenizer.json" "$json_checkpoint"
+jobs+=("$json_checkpoint|gemma3_tokenizer_json|")
 printf '%s\n' "${jobs[@]}" | xargs -P 2 -I{} bash -c '
   IFS="|" read -r fixture name flags <<< "{}"
-  if ! "'"$gemmac"'" compile "'"$fixtures"'/$fixture" -o "'"$out"'/$name" --name "$(basename "$fixture")" $flags \
+  model="$fixture"
+  [[ "$model" == /* ]] || model="'"$fixtures"'/$fixture"
+  if ! "'"$gemmac"'" compile "$model" -o "'"$out"'/$name" --name "$(basename "$fixture")" $flags \
       > "'"$out"'/$name.log" 2>&1; then
     cat "'"$out"'/$name.log"; exit 1
   fi

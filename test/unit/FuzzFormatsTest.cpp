@@ -1,9 +1,10 @@
-// Malformed config.json, safetensors files and shard indexes never crash their readers: the
-// fixtures (the committed seed corpus) are mutated at random (bytes flipped, deleted, duplicated,
-// truncated) and every mutant must be read or refused with a UserError, nothing else. Runs in
-// the sanitized build too, so out-of-bounds reads show there.
+// Malformed config.json, safetensors files, GGUF files and shard indexes never crash their readers:
+// the fixtures (the committed seed corpus) are mutated at random (bytes flipped, deleted,
+// duplicated, truncated) and every mutant must be read or refused with a UserError, nothing else.
+// Runs in the sanitized build too, so out-of-bounds reads show there.
 #include "Mutate.h"
 #include "formats/GemmaConfig.h"
+#include "formats/Gguf.h"
 #include "formats/Safetensors.h"
 
 #include <filesystem>
@@ -64,6 +65,28 @@ TEST(FuzzFormats, MutatedSafetensorsNeverCrash) {
   std::printf("mutated safetensors: %d read, %d refused with an error, none crashed\n", read,
               refused);
   EXPECT_GT(refused, 1000);
+}
+
+TEST(FuzzFormats, MutatedGgufNeverCrash) {
+  std::string seed = readBytes(kFixtures / "gguf" / "block_types.gguf");
+  ASSERT_GT(seed.size(), 10000u);
+  std::mt19937_64 rng(2029);
+  int read = 0, refused = 0;
+  for (int round = 0; round < 2000; ++round) {
+    // Mostly the header and tensor infos; sometimes anywhere. What is read is decoded too.
+    std::string bytes = testing::mutateBytes(seed, rng, rng() % 4 ? 2048 : seed.size());
+    try {
+      auto file = GgufFile::parse(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
+                                  "fuzz.gguf");
+      for (const GgufTensor& tensor : file->tensors())
+        dequantizeTensor(tensor, "fuzz.gguf");
+      ++read;
+    } catch (const UserError&) {
+      ++refused;
+    }
+  }
+  std::printf("mutated GGUF: %d read, %d refused with an error, none crashed\n", read, refused);
+  EXPECT_GT(refused, 500);
 }
 
 TEST(FuzzFormats, MutatedShardIndexesNeverCrash) {

@@ -1,5 +1,6 @@
 // gemmac: the compiler driver.
-//   gemmac inspect FOLDER [--head H] [--tensors]   config, parameters, tensors, graph op counts
+//   gemmac inspect MODEL [--head H] [--tensors]    config, parameters, tensors, graph op counts
+// (MODEL: a checkpoint folder, a .gguf file, or an ONNX model)
 //   gemmac import FOLDER [--head H] [-o FILE]      the model as text IR
 //   gemmac compile FOLDER -o OUT [--emit STAGE]    the model as a native program
 // inspect, import and compile share the pipeline's flags (--max-batch, --max-seq-len,
@@ -99,6 +100,8 @@ void runPipeline(Graph& graph, const PipelineFlags& flags, bool optimize, bool p
 
 void printInspection(const ImportedModel& model, bool listTensors, std::ostream& out) {
   const GemmaConfig& c = model.config;
+  for (const std::string& line : model.sourceFacts)
+    out << line << "\n";
   out << "model: " << familyName(c.family) << " (" << c.modelType << "), head "
       << headName(model.head);
   if (!c.architectures.empty())
@@ -333,10 +336,11 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
     snprintf(text, sizeof text, "%.2f s", seconds);
     return std::string(text);
   };
-  if (name.empty()) {
-    name = fs::path(folder).filename().string();
+  if (name.empty()) { // the folder's name, or the model file's without its extension
+    fs::path path(folder);
+    name = fs::is_regular_file(path) ? path.stem().string() : path.filename().string();
     if (name.empty())
-      name = fs::path(folder).parent_path().filename().string();
+      name = path.parent_path().filename().string();
   }
   checkOutputs(folder, outputDir, name);
   std::error_code error;
@@ -353,7 +357,7 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
   };
 
   // The tokenizer is copied into OUT at the end: refuse one that leaves the folder before any work.
-  if (fs::exists(fs::path(folder) / "tokenizer.model"))
+  if (fs::is_directory(folder) && fs::exists(fs::path(folder) / "tokenizer.model"))
     resolveModelFile(folder, "tokenizer.model", folder, "the tokenizer");
   ImportedModel model = importModel(folder, head);
   GenerationConfig generation = loadGenerationConfig(folder, model.config);
@@ -436,7 +440,15 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
   LinkedProgram program =
       linkProgram(*model.graph, facts, kernels, entryPath.string(), build.string(), outputDir);
   fs::path tokenizer = fs::path(folder) / "tokenizer.model";
-  if (fs::exists(tokenizer)) {
+  bool haveTokenizer = !model.tokenizerModel.empty();
+  if (haveTokenizer) { // built from the model's vocabulary (a GGUF's, or tokenizer.json's)
+    std::ofstream file(out / "tokenizer.model", std::ios::binary | std::ios::trunc);
+    file.write(model.tokenizerModel.data(),
+               static_cast<std::streamsize>(model.tokenizerModel.size()));
+    if (!file.flush())
+      throw UserError("cannot write '" + (out / "tokenizer.model").string() + "'");
+  } else if (fs::is_directory(folder) && fs::exists(tokenizer)) {
+    haveTokenizer = true;
     fs::copy_file(tokenizer, out / "tokenizer.model", fs::copy_options::overwrite_existing, error);
     if (error)
       throw UserError("cannot copy '" + tokenizer.string() + "' to '" + outputDir +
@@ -444,7 +456,11 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
   }
   std::cerr << "[link] " << program.executable << ", " << program.library << ", " << program.header
             << ", " << elapsed() << "\n";
-  if (!fs::exists(tokenizer))
+  if (haveTokenizer && !model.tokenizerModel.empty())
+    std::cerr << "  tokenizer: " << (out / "tokenizer.model").string()
+              << ", a sentencepiece model built from the " << model.tokenizerSource
+              << " vocabulary\n";
+  if (!haveTokenizer)
     std::cerr << "  note: " << folder
               << " has no tokenizer.model; the program takes --input-ids only\n";
   return 0;
@@ -462,7 +478,8 @@ int main(int argc, char** argv) {
   std::string memoryPlanPath;
   CLI::App* inspect =
       app.add_subcommand("inspect", "Print the model's config, weights, graph and planned memory");
-  inspect->add_option("model", folder, "Hugging Face checkpoint folder or ONNX model")->required();
+  inspect->add_option("model", folder, "Hugging Face checkpoint folder, GGUF file or ONNX model")
+      ->required();
   inspect->add_option("--head", headFlag, "causal-lm, model, seq-cls or token-cls");
   inspect->add_flag("--tensors", listTensors, "List every tensor");
   inspect->add_option("--memory-plan", memoryPlanPath,
@@ -472,7 +489,8 @@ int main(int argc, char** argv) {
   inspect->add_flag("--buffers", listBuffers,
                     "List every planned activation: offset, bytes, live range, op");
   CLI::App* import = app.add_subcommand("import", "Print the model as text IR of primitive ops");
-  import->add_option("model", folder, "Hugging Face checkpoint folder or ONNX model")->required();
+  import->add_option("model", folder, "Hugging Face checkpoint folder, GGUF file or ONNX model")
+      ->required();
   import->add_option("--head", headFlag, "causal-lm, model, seq-cls or token-cls");
   import->add_option("-o,--output", outputPath, "Where to write the IR ('-': standard output)");
   import->add_flag("--print-loc", printLocations, "Print each op's location (HF module path)");
@@ -486,7 +504,8 @@ int main(int argc, char** argv) {
   CLI::App* compile = app.add_subcommand(
       "compile", "Compile the model into a program: OUT/<name> (executable), OUT/<name>.weights, "
                  "OUT/tokenizer.model, OUT/lib<name>.a and OUT/<name>.h");
-  compile->add_option("model", folder, "Hugging Face checkpoint folder or ONNX model")->required();
+  compile->add_option("model", folder, "Hugging Face checkpoint folder, GGUF file or ONNX model")
+      ->required();
   compile->add_option("-o,--output", outputDir, "Output folder")->required();
   compile->add_option("--head", headFlag, "causal-lm, model, seq-cls or token-cls");
   compile->add_option("--name", programName, "The program's name (default: the folder's)");

@@ -1,0 +1,117 @@
+// The real Gemma 3 270M, compiled from its Q4_K_M GGUF by compile-real-model.sh (a ctest fixture
+// that fetches it), against transformers run on the same file (test/fixtures/gguf/
+// gemma3_270m_reference.json, made by make_gguf_refs.py): the tokenizer built from the GGUF's
+// vocabulary gives transformers' ids on a broad sample; the f32 program writes transformers'
+// greedy ids and text for every prompt, with last-row logits within 1e-4 x max|logit|; the
+// --weights-dtype bf16 program's logits stay within the bound stated below.
+#include "ProgramRun.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace gemma {
+namespace {
+
+using nlohmann::json;
+
+const json& reference() {
+  static const json loaded = [] {
+    std::ifstream file(std::string(GEMMAC_FIXTURES_DIR) + "/gguf/gemma3_270m_reference.json");
+    return json::parse(file);
+  }();
+  return loaded;
+}
+
+std::string program(const std::string& variant) {
+  std::string path = std::string(GEMMAC_REAL_MODEL_DIR) + "/" + variant + "/gemma3_270m";
+  EXPECT_TRUE(std::filesystem::exists(path)) << path << " was not compiled";
+  return path;
+}
+
+// The prompt's last-row logits against transformers' 64 largest; also the argmax.
+struct LogitsCheck {
+  double relative; // max |ours - theirs| over the 64, / max|logit|
+  bool sameArgmax;
+};
+
+LogitsCheck checkLogits(const std::string& variant, const json& prompt) {
+  std::string dump =
+      ::testing::TempDir() + "/real-" + variant + "-" + prompt["name"].get<std::string>() + ".f32";
+  Output out = run(program(variant) + " --prompt " + quote(prompt["prompt"]) +
+                       " --max-new-tokens 1 --dump-logits " + dump,
+                   true);
+  EXPECT_EQ(out.status, 0) << out.text;
+  std::vector<float> logits = readFloats(dump);
+  std::filesystem::remove(dump);
+  size_t rows = prompt["prompt_ids"].size(), vocab = 262144;
+  EXPECT_GE(logits.size(), rows * vocab);
+  if (logits.size() < rows * vocab)
+    return {1e9, false};
+  const float* last = logits.data() + (rows - 1) * vocab;
+  double worst = 0;
+  for (size_t i = 0; i < prompt["top_ids"].size(); ++i)
+    worst = std::max(worst, std::fabs(last[prompt["top_ids"][i].get<size_t>()] -
+                                      prompt["top_logits"][i].get<double>()));
+  size_t argmax = std::max_element(last, last + vocab) - last;
+  return {worst / prompt["max_abs_logit"].get<double>(),
+          argmax == prompt["top_ids"][0].get<size_t>()};
+}
+
+TEST(RealModel, TokenizerFromTheGgufGivesTransformersIds) {
+  int checked = 0;
+  for (const json& sample : reference()["tokenizer"]) {
+    std::string text = sample["text"];
+    std::vector<int64_t> expected = sample["ids"];
+    Output out =
+        run(program("bf16") + " --prompt " + quote(text) + " --ids --max-new-tokens 1", true);
+    ASSERT_EQ(out.status, 0) << out.text;
+    std::vector<int64_t> ids = parseIds(out.text.substr(0, out.text.find('\n')));
+    ASSERT_EQ(ids.size(), expected.size() + 1) << text; // and the one token generated
+    ids.pop_back();
+    EXPECT_EQ(ids, expected) << "text: " << text;
+    ++checked;
+  }
+  EXPECT_GE(checked, 40);
+}
+
+TEST(RealModel, GreedyIdsAndTextEqualTransformers) {
+  for (const json& prompt : reference()["prompts"]) {
+    SCOPED_TRACE(prompt["name"].get<std::string>());
+    std::string flags = " --prompt " + quote(prompt["prompt"]) + " --max-length 50";
+    Output ids = run(program("f32") + flags + " --ids", true);
+    ASSERT_EQ(ids.status, 0) << ids.text;
+    EXPECT_EQ(parseIds(ids.text), prompt["generated_ids"].get<std::vector<int64_t>>());
+    Output text = run(program("f32") + flags);
+    ASSERT_EQ(text.status, 0);
+    EXPECT_EQ(text.text, prompt["text"].get<std::string>() + "\n");
+  }
+}
+
+TEST(RealModel, LastRowLogitsWithin1e4OfTransformers) {
+  for (const json& prompt : reference()["prompts"]) {
+    LogitsCheck check = checkLogits("f32", prompt);
+    std::printf("f32 weights, %s: max |error| / max|logit| = %.3g\n",
+                prompt["name"].get<std::string>().c_str(), check.relative);
+    EXPECT_LE(check.relative, 1e-4) << prompt["name"];
+    EXPECT_TRUE(check.sameArgmax) << prompt["name"];
+  }
+}
+
+// bf16 storage rounds every weight to 8 significant bits (relative error up to 2^-9); over
+// 18 layers that moved the logits by 0.14-0.31% of max|logit| on these prompts: the bound is 1%,
+// and the argmax (the next token) must not change.
+TEST(RealModel, Bf16WeightsLogitsWithinStatedBound) {
+  for (const json& prompt : reference()["prompts"]) {
+    LogitsCheck check = checkLogits("bf16", prompt);
+    std::printf("bf16 weights, %s: max |error| / max|logit| = %.3g\n",
+                prompt["name"].get<std::string>().c_str(), check.relative);
+    EXPECT_LE(check.relative, 0.01) << prompt["name"];
+    EXPECT_TRUE(check.sameArgmax) << prompt["name"];
+  }
+}
+
+} // namespace
+} // namespace gemma
