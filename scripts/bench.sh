@@ -15,8 +15,12 @@
 # the same as JSON in build/bench/bench.json.
 # (--dtype: the checkpoint's; --weights-dtype bf16: gemmac stores its matrices as bf16 under f32
 # activations.)
+# bench.sh --gguf [FILE] [--llama-cpp] ... is the GGUF benchmark instead: scripts/bench/gguf.sh.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+for argument in "$@"; do
+  [ "$argument" = --gguf ] && exec bash "$root/scripts/bench/gguf.sh" "$@"
+done
 build="${GEMMAC_BUILD_DIR:-$root/build}"
 layers=18 dtype=float32 weights_dtype=checkpoint prompt_tokens=512 new_tokens=16 peer=
 fusion_table= profile=

@@ -282,6 +282,22 @@ TEST(TokenizerJsonCheckpoint, IdsAndTextEqualTransformers) {
   EXPECT_EQ(out.text, text["decoded"].get<std::string>() + "\n");
 }
 
+// The tiny GGUF models of each architecture, compiled: transformers' greedy ids from the same file.
+TEST(TinyGgufProgram, GreedyIdsEqualTransformers) {
+  std::ifstream file(std::string(GEMMAC_FIXTURES_DIR) + "/gguf/tiny_reference.json");
+  json reference = json::parse(file);
+  for (const char* arch : {"gemma", "gemma2", "gemma3"}) {
+    const json& tiny = reference[arch];
+    std::string program = std::string(GEMMAC_E2E_DIR) + "/gguf-tiny_" + arch + "/tiny_" + arch;
+    Output out =
+        run(program + " --input-ids " + idList(tiny["input_ids"].get<std::vector<int64_t>>()) +
+                " --max-length " + std::to_string(tiny["generated_ids"].size()) + " --ids",
+            true);
+    ASSERT_EQ(out.status, 0) << out.text;
+    EXPECT_EQ(parseIds(out.text), tiny["generated_ids"].get<std::vector<int64_t>>()) << arch;
+  }
+}
+
 TEST(CProgram, EmbedsTheStaticLibrary) {
   std::string out = std::string(GEMMAC_E2E_DIR) + "/mqa_f32",
               program = ::testing::TempDir() + "/embed_mqa_f32";

@@ -37,11 +37,15 @@ mkdir -p "$json_checkpoint"
 cp "$fixtures"/gemma3_mqa_f32/{config.json,generation_config.json,model.safetensors} "$json_checkpoint"
 cp "$fixtures/../tokenizer/tokenizer.json" "$json_checkpoint"
 jobs+=("$json_checkpoint|gemma3_tokenizer_json|")
+# The tiny GGUF models of each architecture (make_gguf_refs.py).
+for arch in gemma gemma2 gemma3; do
+  jobs+=("$fixtures/../gguf/tiny_$arch.gguf|gguf-tiny_$arch|")
+done
 printf '%s\n' "${jobs[@]}" | xargs -P 2 -I{} bash -c '
   IFS="|" read -r fixture name flags <<< "{}"
   model="$fixture"
   [[ "$model" == /* ]] || model="'"$fixtures"'/$fixture"
-  if ! "'"$gemmac"'" compile "$model" -o "'"$out"'/$name" --name "$(basename "$fixture")" $flags \
+  if ! "'"$gemmac"'" compile "$model" -o "'"$out"'/$name" --name "$(basename "$fixture" .gguf)" $flags \
       > "'"$out"'/$name.log" 2>&1; then
     cat "'"$out"'/$name.log"; exit 1
   fi

@@ -1,10 +1,14 @@
 // The GGUF reader: every block type decoded value for value as the gguf Python package decodes
 // it (test/fixtures/gguf/block_types.gguf, made by make_gguf_refs.py), metadata of every value
-// type read back, and malformed files, each refused with an error that says what is wrong.
+// type read back, and malformed files, each refused with an error that says what is wrong. The
+// GGUF frontend: tiny Gemma 1/2/3 files written as llama.cpp's converter writes them, imported and
+// run by the interpreter, against transformers' logits from the same files.
 #include "formats/Gguf.h"
 
 #include "formats/SentencePieceModel.h"
+#include "frontend/GgufImporter.h"
 #include "ir/Diagnostics.h"
+#include "ir/Interpreter.h"
 
 #include <cmath>
 #include <cstring>
@@ -12,6 +16,7 @@
 #include <fstream>
 #include <functional>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 namespace gemma {
@@ -248,6 +253,43 @@ TEST(Gguf, MalformedFilesAreRefusedSayingWhy) {
     EXPECT_NE(errorOf(image.bytes()).find("appears twice"), std::string::npos);
   }
 }
+
+class TinyGguf : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TinyGguf, LogitsMatchTransformersFromTheSameFile) {
+  std::ifstream file(kFixtures / "gguf" / "tiny_reference.json");
+  const nlohmann::json reference = nlohmann::json::parse(file)[GetParam()];
+  ImportedModel model =
+      importGgufModel((kFixtures / "gguf" / ("tiny_" + GetParam() + ".gguf")).string());
+  std::vector<double> ids = reference["input_ids"].get<std::vector<double>>();
+  auto seq = static_cast<int64_t>(ids.size());
+  std::vector<double> positions(ids.size()), ones(ids.size(), 1.0);
+  for (int64_t i = 0; i < seq; ++i)
+    positions[i] = static_cast<double>(i);
+  std::vector<Tensor> inputs = {Tensor(ElementType::I64, {1, seq}, ids),
+                                Tensor(ElementType::I64, {1, seq}, ones),
+                                Tensor(ElementType::I64, {1, seq}, positions)};
+  Tensor empty =
+      Tensor::zeros(ElementType::F32, {1, model.config.numKVHeads, 0, model.config.headDim});
+  for (int64_t i = 0; i < 2 * model.config.numLayers; ++i)
+    inputs.push_back(empty);
+  auto weights = [&](const std::string& name, const TensorType&) {
+    return model.weights.load(name);
+  };
+  Tensor logits = interpret(*model.graph, inputs, weights)[0];
+  ASSERT_EQ(logits.shape, (std::vector<int64_t>{1, seq, model.config.vocabSize}));
+  double worst = 0, scale = 0;
+  for (int64_t t = 0; t < seq; ++t)
+    for (int64_t v = 0; v < model.config.vocabSize; ++v) {
+      double expected = reference["logits"][t][v].get<double>();
+      worst = std::max(worst, std::fabs(logits.data[t * model.config.vocabSize + v] - expected));
+      scale = std::max(scale, std::fabs(expected));
+    }
+  std::printf("tiny %s GGUF: max |error| / max|logit| = %.3g\n", GetParam().c_str(), worst / scale);
+  EXPECT_LE(worst / scale, 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, TinyGguf, ::testing::Values("gemma", "gemma2", "gemma3"));
 
 TEST(Gguf, OpenRefusesWhatIsNotARegularFile) {
   EXPECT_THROW(GgufFile::open("/dev/zero"), UserError);

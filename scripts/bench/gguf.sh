@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The GGUF benchmark (bench.sh --gguf runs it; not a test): a GGUF model (default: the real
+# Gemma 3 270M, scripts/fetch-model.sh) compiled by gemmac and run on a prompt of P tokens then T
+# new ones, with 2 threads; with --llama-cpp, llama.cpp's llama-bench (scripts/build-llama-cpp.sh)
+# on the same file in the same run (-t 2 -p P -n T). Prints prefill and decode tokens/s of each,
+# gemmac's over llama.cpp's, and each decode rate as a share of the bandwidth roofline (the bytes
+# a decode step reads over the read bandwidth this run measured).
+#   bash scripts/bench.sh --gguf [FILE] [--llama-cpp] [--weights-dtype bf16]
+#                         [--prompt-tokens P] [--new-tokens T]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+build="${GEMMAC_BUILD_DIR:-$root/build}"
+gguf= peer= weights_dtype=checkpoint prompt_tokens=512 new_tokens=64
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --gguf)
+      if [ $# -ge 2 ] && [ "${2#--}" = "$2" ]; then gguf="$2"; shift 2; else shift; fi ;;
+    --llama-cpp) peer=1; shift ;;
+    --weights-dtype) weights_dtype="$2"; shift 2 ;;
+    --prompt-tokens) prompt_tokens="$2"; shift 2 ;;
+    --new-tokens) new_tokens="$2"; shift 2 ;;
+    *) echo "bench.sh --gguf: unknown argument '$1'" >&2; exit 1 ;;
+  esac
+done
+"$root/scripts/install-deps.sh" >/dev/null
+"$root/scripts/build.sh" >/dev/null
+[ -n "$gguf" ] || gguf="$(bash "$root/scripts/fetch-model.sh" | tail -n 1)"
+work="$build/bench-gguf"
+mkdir -p "$work"
+
+echo "== measuring the machine"
+cc -O3 -march=native -fopenmp "$root/scripts/bench/machine.c" -o "$work/machine"
+"$work/machine" | tee "$work/machine.txt"
+
+echo "== gemmac compile $gguf (weights: $weights_dtype)"
+out="$work/program"
+rm -rf "$out"
+"$build/tools/gemmac/gemmac" compile "$gguf" -o "$out" --name gemma \
+  --max-seq-len $((prompt_tokens + new_tokens)) --weights-dtype "$weights_dtype" 2>&1 | tail -n 3
+# A prompt of exactly P tokens (ids, so that the tokenizer does not decide the length).
+ids=2
+for ((i = 1; i < prompt_tokens; i++)); do ids="$ids,$((1000 + i % 5000))"; done
+echo "== gemmac: $prompt_tokens prompt tokens, $new_tokens new (--bench), $(nproc) threads"
+"$out/gemma" --input-ids "$ids" --max-new-tokens "$new_tokens" --bench --ids > /dev/null \
+  2> "$work/gemmac.txt"
+cat "$work/gemmac.txt"
+
+rm -f "$work/llama.json"
+if [ -n "$peer" ]; then
+  llama_bin="$(bash "$root/scripts/build-llama-cpp.sh" | tail -n 1)"
+  echo "== llama-bench -t 2 -p $prompt_tokens -n $new_tokens (llama.cpp $llama_bin)"
+  "$llama_bin/llama-bench" -m "$gguf" -t 2 -p "$prompt_tokens" -n "$new_tokens" -o json \
+    > "$work/llama.json"
+fi
+
+python3 - "$gguf" "$work" "$out/gemma.weights" <<'PY'
+import json, os, re, struct, sys
+gguf, work, weights = sys.argv[1:4]
+machine = dict(line.split() for line in open(os.path.join(work, "machine.txt")) if line.strip())
+bandwidth = float(machine["read_bandwidth_gbs"]) * 1e9
+text = open(os.path.join(work, "gemmac.txt")).read()
+rate = lambda m: int(m.group(1)) / float(m.group(2))
+prefill = rate(re.search(r"prefill: (\d+) tokens in ([\d.]+) s", text))
+decode = rate(re.search(r"decode: (\d+) tokens in ([\d.]+) s", text))
+# A decode step reads every weight once (the tied embedding is the logits' matrix too): gemmac's
+# weights file, llama.cpp's tensor data (the file less its header and vocabulary).
+gemmac_bytes = os.path.getsize(weights)
+with open(gguf, "rb") as f:
+    f.seek(8)
+    tensors = struct.unpack("<Q", f.read(8))[0]
+rows = [("gemmac", prefill, decode, gemmac_bytes)]
+path = os.path.join(work, "llama.json")
+if os.path.exists(path):
+    results = json.load(open(path))
+    pp = next(r["avg_ts"] for r in results if r["n_gen"] == 0)
+    tg = next(r["avg_ts"] for r in results if r["n_prompt"] == 0)
+    model_bytes = next(r.get("model_size", 0) for r in results)
+    rows.append(("llama.cpp", pp, tg, model_bytes))
+print()
+print(f"read bandwidth {bandwidth / 1e9:.1f} GB/s (measured now); {os.path.basename(gguf)}")
+print(f"{'':10} {'prefill tok/s':>14} {'decode tok/s':>13} {'bytes/token':>14} "
+      f"{'roofline tok/s':>15} {'% of roofline':>14}")
+for name, p, d, b in rows:
+    roof = bandwidth / b
+    print(f"{name:10} {p:14.1f} {d:13.2f} {b:14,d} {roof:15.1f} {100 * d / roof:13.0f}%")
+if len(rows) == 2:
+    print(f"gemmac / llama.cpp: prefill {rows[0][1] / rows[1][1]:.2f}x, "
+          f"decode {rows[0][2] / rows[1][2]:.2f}x")
+PY
