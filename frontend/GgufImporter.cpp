@@ -108,8 +108,9 @@ Json configFromMetadata(const GgufFile& file, const Architecture& arch) {
   if (auto eps = file.real(prefix + "attention.layer_norm_rms_epsilon"))
     config["rms_norm_eps"] = *eps;
   config["rope_theta"] = file.real(prefix + "rope.freq_base").value_or(arch.defaultRopeTheta);
-  config["hidden_activation"] = "gelu_pytorch_tanh";
-  config["hidden_act"] = "gelu_pytorch_tanh";
+  // The tanh GELU: Gemma 1's config reads hidden_act, Gemma 2/3's hidden_activation.
+  config[std::string(arch.name) == "gemma" ? "hidden_act" : "hidden_activation"] =
+      "gelu_pytorch_tanh";
   if (arch.defaultWindow > 0) {
     config["sliding_window"] = file.integer(prefix + "attention.sliding_window")
                                    ? required("attention.sliding_window")
@@ -176,18 +177,15 @@ SentencePieceModelSpec tokenizerFromMetadata(const GgufFile& file) {
   bool anyByte = false;
   for (size_t id = 0; id < tokens->size(); ++id) {
     std::string text = (*tokens)[id].string;
-    bool spaces = !text.empty() && text.find_first_not_of(' ') == std::string::npos;
-    // transformers: `" " in t and not t.strip()`: whitespace only, with a space in it. Gemma's
-    // such tokens are all spaces; respelling others would change their meaning, so refuse them.
-    bool whitespaceWithSpace = text.find(' ') != std::string::npos &&
-                               text.find_first_not_of(" \t\n\r\v\f") == std::string::npos;
-    if (whitespaceWithSpace && !spaces)
-      fail(path, "token " + std::to_string(id) + " mixes spaces with other whitespace");
-    if (spaces) {
-      std::string respelled;
+    // transformers: `" " in t and not t.strip()`, whitespace only with a space in it, is
+    // respelled as that many U+2581 (Gemma's such tokens are runs of spaces).
+    bool respelled = text.find(' ') != std::string::npos &&
+                     text.find_first_not_of(" \t\n\r\v\f") == std::string::npos;
+    if (respelled) {
+      std::string runes;
       for (size_t i = 0; i < text.size(); ++i)
-        respelled += "\xE2\x96\x81";
-      text = respelled;
+        runes += "\xE2\x96\x81";
+      text = runes;
     }
     if (text.empty())
       fail(path, "token " + std::to_string(id) + " is empty");
@@ -209,7 +207,8 @@ SentencePieceModelSpec tokenizerFromMetadata(const GgufFile& file) {
       piece.type = Type::Control;
       break;
     case 4:
-      piece.type = spaces ? Type::Normal : Type::UserDefined;
+      // Not an added token in transformers once respelled: reached by merging.
+      piece.type = respelled ? Type::Normal : Type::UserDefined;
       break;
     case 5:
       piece.type = Type::Unused;
