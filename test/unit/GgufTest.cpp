@@ -117,7 +117,8 @@ std::string validFile() {
 }
 
 TEST(Gguf, ReadsAValidFile) {
-  auto file = parse(validFile());
+  const std::string bytes = validFile(); // the file's tensors point into it
+  auto file = parse(bytes);
   EXPECT_EQ(file->version(), 3u);
   EXPECT_EQ(file->string("general.architecture"), "gemma3");
   EXPECT_EQ(file->boolean("x.flag"), true);
