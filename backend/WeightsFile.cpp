@@ -1,5 +1,6 @@
 #include "backend/WeightsFile.h"
 
+#include "formats/Gguf.h"
 #include "ir/ElementCodec.h"
 #include "ir/Printer.h"
 #include "runtime/gemma_model.h"
@@ -19,13 +20,22 @@ namespace {
 
 constexpr const char* kFormat = GEMMA_WEIGHTS_FORMAT;
 
-// The weight ops, in first-use order, one per tensor name.
+// The weight ops, one per tensor name, in first-use order within each alignment: 4-byte
+// elements first, then 2-byte ones, then blocks (whose tensors are any even number of bytes).
+// So every tensor starts aligned to its element in the 8-byte aligned data section, with no gap
+// between tensors (as safetensors requires).
 std::vector<const Op*> distinctWeights(const Graph& graph) {
   std::vector<const Op*> weights;
   std::set<std::string> seen;
   for (const auto& op : graph.ops)
     if (op->kind == OpKind::Weight && seen.insert(*op->attr<std::string>("name")).second)
       weights.push_back(op.get());
+  auto alignment = [](const Op* op) {
+    ElementType type = op->result()->type.elementType;
+    return isBlockQuantized(type) ? 1 : elementSize(type);
+  };
+  std::stable_sort(weights.begin(), weights.end(),
+                   [&](const Op* a, const Op* b) { return alignment(a) > alignment(b); });
   return weights;
 }
 
@@ -59,6 +69,30 @@ void writeNarrowed(DataWriter& out, const TensorView& view, ElementType type) {
   }
 }
 
+// A GGUF tensor's blocks as f32 values (gguf-py's, bit for bit), or rounded on to bf16 or f16,
+// a row of blocks at a time.
+void writeDequantized(DataWriter& out, const TensorView& view, ElementType type) {
+  codec::StorageLayout layout = codec::storageLayout(view.elementType);
+  int64_t row = view.shape.empty() ? 0 : view.shape.back();
+  int64_t rowBytes = codec::storageBytes(view.elementType, row);
+  GEMMA_INTERNAL_ASSERT(row % layout.blockElements == 0, "rows of whole blocks");
+  if (rowBytes == 0)
+    return;
+  int64_t rows = static_cast<int64_t>(view.bytes) / rowBytes;
+  std::vector<float> values(static_cast<size_t>(row));
+  std::vector<uint16_t> narrow(type == ElementType::F32 ? 0 : values.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    dequantizeBlocks(ggmlTypeOf(view.elementType), view.data + r * rowBytes, row, values.data());
+    if (type == ElementType::F32) {
+      out.write(values.data(), values.size() * 4);
+      continue;
+    }
+    for (size_t i = 0; i < values.size(); ++i)
+      narrow[i] = narrowed(values[i], type);
+    out.write(narrow.data(), narrow.size() * 2);
+  }
+}
+
 std::vector<int64_t> storedShape(const Op& weight) {
   std::vector<int64_t> shape;
   for (const Dim& d : storedWeightType(weight).dims)
@@ -83,28 +117,38 @@ int64_t writeWeightsFile(const Graph& graph, const WeightStore& weights, const s
   const std::string placeholder(16, '0');
   header["__metadata__"] = {
       {"format", kFormat}, {"model_hash", modelHash(graph)}, {"data_xxh3", placeholder}};
-  std::vector<std::pair<const TensorView*, ElementType>> views;
+  struct Placed {
+    const TensorView* view;
+    ElementType stored;
+    uint64_t offset, bytes;
+  };
+  std::vector<Placed> views;
   uint64_t offset = 0;
   for (const Op* op : distinctWeights(graph)) {
     const std::string& name = *op->attr<std::string>("name");
     const TensorView* view = weights.find(name);
     if (!view || !safetensorsDtypeName(view->elementType))
       throw UserError(Location::named(name), "weight is not in the checkpoint as a float tensor");
-    // The graph's type: the checkpoint's, or narrower (narrow-weights converts f32 here).
+    // The graph's type: the checkpoint's, or narrower (narrow-weights converts f32 here), or
+    // a quantized checkpoint's blocks dequantized (to f32, or on to bf16 or f16).
     ElementType stored = op->result()->type.elementType;
-    bool narrowing = stored != view->elementType;
-    if (narrowing && !(view->elementType == ElementType::F32 &&
-                       (stored == ElementType::BF16 || stored == ElementType::F16)))
+    bool source = view->elementType == ElementType::F32 || isBlockQuantized(view->elementType);
+    if (stored != view->elementType &&
+        !(source && (stored == ElementType::F32 || stored == ElementType::BF16 ||
+                     stored == ElementType::F16)))
       throw UserError(Location::named(name), std::string("weight is ") +
                                                  safetensorsDtypeName(view->elementType) +
                                                  " in the checkpoint and cannot be stored as " +
                                                  std::string(elementTypeName(stored)));
-    uint64_t bytes = narrowing ? view->bytes / 2 : view->bytes;
+    int64_t count = 1;
+    for (int64_t d : view->shape)
+      count *= d;
+    uint64_t bytes = static_cast<uint64_t>(codec::storageBytes(stored, count));
     header[name] = {{"dtype", safetensorsDtypeName(stored)},
                     {"shape", view->shape},
                     {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
-    views.push_back({view, stored});
+    views.push_back({view, stored, offset - bytes, bytes});
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' '); // keep the data section 8-byte aligned
@@ -119,11 +163,13 @@ int64_t writeWeightsFile(const Graph& graph, const WeightStore& weights, const s
                                                                        XXH3_freeState);
   XXH3_64bits_reset(hash.get());
   DataWriter data{file, hash.get()};
-  for (const auto& [view, stored] : views) {
-    if (stored != view->elementType)
-      writeNarrowed(data, *view, stored);
-    else
+  for (const auto& [view, stored, at, bytes] : views) {
+    if (stored == view->elementType)
       data.write(view->data, view->bytes);
+    else if (isBlockQuantized(view->elementType))
+      writeDequantized(data, *view, stored);
+    else
+      writeNarrowed(data, *view, stored);
   }
   char checksum[17];
   snprintf(checksum, sizeof checksum, "%016llx",

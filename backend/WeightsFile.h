@@ -15,9 +15,10 @@ namespace gemma {
 std::string modelHash(const Graph& graph);
 
 // Writes the tensors named by the graph's `weight` ops, each once and as stored in the checkpoint
-// (a weight op with `perm` reads its tensor through permuted strides), in first-use order
-// and their stored dtype, with metadata {"format": "gemmac-weights/1", "model_hash":
-// modelHash(graph)}. Returns the bytes written.
+// (a weight op with `perm` reads its tensor through permuted strides), in first-use order (4-byte
+// elements, then 2-byte ones, then GGUF blocks: each tensor aligned to its element) and their
+// stored dtype (narrowed, dequantized, or a GGUF's blocks byte for byte), with metadata
+// {"format": "gemmac-weights/1", "model_hash": modelHash(graph)}. Returns the bytes written.
 int64_t writeWeightsFile(const Graph& graph, const WeightStore& weights, const std::string& path);
 
 // Opens a weights file for the graph: checks the format, the model hash, and that every weight the

@@ -208,6 +208,28 @@ std::string ggmlTypeName(uint32_t type) {
   return it != names.end() ? it->second : "type " + std::to_string(type);
 }
 
+namespace {
+constexpr std::pair<GgmlType, ElementType> kBlockTypes[] = {
+    {GgmlType::Q4_0, ElementType::Q4_0}, {GgmlType::Q4_1, ElementType::Q4_1},
+    {GgmlType::Q5_0, ElementType::Q5_0}, {GgmlType::Q5_1, ElementType::Q5_1},
+    {GgmlType::Q8_0, ElementType::Q8_0}, {GgmlType::Q4_K, ElementType::Q4_K},
+    {GgmlType::Q5_K, ElementType::Q5_K}, {GgmlType::Q6_K, ElementType::Q6_K}};
+} // namespace
+
+std::optional<ElementType> blockElementType(uint32_t ggmlType) {
+  for (const auto& [ggml, element] : kBlockTypes)
+    if (static_cast<uint32_t>(ggml) == ggmlType)
+      return element;
+  return std::nullopt;
+}
+
+uint32_t ggmlTypeOf(ElementType blockType) {
+  for (const auto& [ggml, element] : kBlockTypes)
+    if (element == blockType)
+      return static_cast<uint32_t>(ggml);
+  GEMMA_INTERNAL_ASSERT(false, "not a block-quantized type");
+}
+
 std::optional<GgmlBlock> ggmlBlock(uint32_t type) {
   switch (static_cast<GgmlType>(type)) {
   case GgmlType::F32:

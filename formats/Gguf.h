@@ -6,6 +6,8 @@
 // there is one, the key or tensor.
 #pragma once
 
+#include "ir/Types.h"
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -40,6 +42,10 @@ struct GgmlBlock {
   int64_t bytes;
 };
 std::optional<GgmlBlock> ggmlBlock(uint32_t type);
+// The IR's block-quantized type of a ggml type whose blocks gemmac's kernels read as they are
+// (the same bytes), and back; nullopt for a per-element type or one only decoded to floats.
+std::optional<ElementType> blockElementType(uint32_t ggmlType);
+uint32_t ggmlTypeOf(ElementType blockType);
 
 enum class GgufValueType : uint32_t {
   U8 = 0,

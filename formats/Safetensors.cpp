@@ -1,5 +1,6 @@
 #include "formats/Safetensors.h"
 
+#include "formats/Gguf.h"
 #include "formats/ModelFiles.h"
 #include "ir/Diagnostics.h"
 #include "ir/ElementCodec.h"
@@ -46,9 +47,14 @@ std::string printable(const std::string& name) {
   throw UserError(Location::named(file), message);
 }
 
-// The dtypes read and written, with their names in a safetensors header.
+// The dtypes read and written, with their names in a safetensors header. The block-quantized ones
+// (GGUF's, by llama.cpp's names) are no safetensors writer's: gemmac's weights file keeps a GGUF's
+// blocks as they are, each row of a tensor a whole number of blocks.
 constexpr std::pair<ElementType, const char*> kDtypes[] = {
-    {ElementType::F32, "F32"}, {ElementType::BF16, "BF16"}, {ElementType::F16, "F16"}};
+    {ElementType::F32, "F32"},   {ElementType::BF16, "BF16"}, {ElementType::F16, "F16"},
+    {ElementType::Q4_0, "Q4_0"}, {ElementType::Q4_1, "Q4_1"}, {ElementType::Q5_0, "Q5_0"},
+    {ElementType::Q5_1, "Q5_1"}, {ElementType::Q8_0, "Q8_0"}, {ElementType::Q4_K, "Q4_K"},
+    {ElementType::Q5_K, "Q5_K"}, {ElementType::Q6_K, "Q6_K"}};
 
 std::optional<ElementType> parseDtype(const std::string& dtype) {
   for (const auto& [type, name] : kDtypes)
@@ -179,11 +185,16 @@ void SafetensorsFile::parseImage(const uint8_t* bytes, size_t size) {
     if (begin > end || end > dataBytes)
       fail(file, where + "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
                      "] lie outside the data section (" + std::to_string(dataBytes) + " bytes)");
+    codec::StorageLayout layout = codec::storageLayout(*type);
+    if (layout.blockElements > 1 && (shape.empty() || shape.back() % layout.blockElements != 0))
+      fail(file, where + "shape " + shapeJson.dump() + " of " + dtype +
+                     " needs rows of whole blocks of " + std::to_string(layout.blockElements));
     uint64_t expected = 0;
-    if (__builtin_mul_overflow(count, static_cast<uint64_t>(elementSize(*type)), &expected) ||
+    uint64_t blocks = count / static_cast<uint64_t>(layout.blockElements);
+    if (__builtin_mul_overflow(blocks, static_cast<uint64_t>(layout.blockBytes), &expected) ||
         expected != end - begin)
       fail(file, where + "shape " + shapeJson.dump() + " of " + dtype + " needs " +
-                     std::to_string(count) + " x " + std::to_string(elementSize(*type)) +
+                     std::to_string(blocks) + " x " + std::to_string(layout.blockBytes) +
                      " bytes, but data_offsets give " + std::to_string(end - begin));
     ranges.push_back({begin, end, name});
     tensors_[name] = TensorView{name, file, *type, shape, data + begin, end - begin};
@@ -295,6 +306,15 @@ const char* safetensorsDtypeName(ElementType type) {
 }
 
 Tensor toTensor(const TensorView& view) {
+  if (isBlockQuantized(view.elementType)) {
+    // Dequantized as gguf-py does: the f32 values transformers' GGUF loader gives the model.
+    Tensor tensor = Tensor::zeros(ElementType::F32, view.shape);
+    std::vector<float> values(tensor.data.size());
+    dequantizeBlocks(ggmlTypeOf(view.elementType), view.data, static_cast<int64_t>(values.size()),
+                     values.data());
+    std::copy(values.begin(), values.end(), tensor.data.begin());
+    return tensor;
+  }
   GEMMA_INTERNAL_ASSERT(isFloat(view.elementType), "safetensors views hold float types only");
   Tensor tensor = Tensor::zeros(view.elementType, view.shape);
   tensor.data = codec::decodeElements(view.elementType, view.data, view.bytes);

@@ -339,12 +339,20 @@ ImportedModel importGgufModel(const std::string& path, std::optional<Head> head)
     if (target.empty())
       fail(path, "unexpected tensor '" + tensor.name + "' (" + ggmlTypeName(tensor.type) +
                      "): not part of a Gemma model");
+    const std::string suffix = "norm.weight";
+    bool norm = tensor.name.size() >= suffix.size() &&
+                tensor.name.compare(tensor.name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    if (std::optional<ElementType> blocks = blockElementType(tensor.type); blocks && !norm) {
+      // Kept in its blocks, byte for byte: narrow-weights stores it so where the kernels read
+      // it, and the weights file dequantizes it where they do not (or --weights-dtype asks).
+      model.weights.addOwned(target, path, *blocks, tensor.rowMajorShape(),
+                             std::vector<uint8_t>(tensor.data, tensor.data + tensor.bytes));
+      continue;
+    }
     std::vector<float> values = dequantizeTensor(tensor, path);
     // llama.cpp stores Gemma's RMSNorm weights as 1 + w (ggml multiplies by the weight);
     // transformers' GGUF loader subtracts the 1 back, in f32, as here.
-    const std::string suffix = "norm.weight";
-    if (tensor.name.size() >= suffix.size() &&
-        tensor.name.compare(tensor.name.size() - suffix.size(), suffix.size(), suffix) == 0)
+    if (norm)
       for (float& v : values)
         v = v - 1.0f;
     model.weights.addOwned(target, path, ElementType::F32, tensor.rowMajorShape(),

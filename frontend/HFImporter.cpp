@@ -194,8 +194,11 @@ private:
   Value* weight(const std::string& name) {
     const TensorView* view = model_.weights.find(name);
     GEMMA_INTERNAL_ASSERT(view, "tensor checked before building: " + name);
-    Value* w = b_.weight(name, tensorType(view->elementType, view->shape));
-    return view->elementType == T_ ? w : b_.cast(w, T_);
+    // A block-quantized tensor (a GGUF's) is its dequantized f32 values here: narrow-weights
+    // gives the weight its blocks back where the kernels that read it decode them.
+    ElementType type = isBlockQuantized(view->elementType) ? ElementType::F32 : view->elementType;
+    Value* w = b_.weight(name, tensorType(type, view->shape));
+    return type == T_ ? w : b_.cast(w, T_);
   }
 
   Value* constantI64(int64_t v) { return b_.constant(ElementType::I64, {}, Ints{v}); }
@@ -512,9 +515,10 @@ ImportedModel importHFCheckpoint(const std::string& folder, std::optional<Head> 
 
 void buildGemmaGraph(ImportedModel& model) {
   model.weightPrefix = checkTensors(model);
-  // The activation dtype is the embedding's (the GGUF frontend's are f32).
-  model.activationType =
+  // The activation dtype is the embedding's (f32 for a GGUF's, quantized or not).
+  ElementType embedding =
       model.weights.find(model.weightPrefix + "embed_tokens.weight")->elementType;
+  model.activationType = isBlockQuantized(embedding) ? ElementType::F32 : embedding;
   model.graph = std::make_unique<Graph>("gemma_" + headName(model.head));
   for (char& ch : model.graph->name)
     if (ch == '-')

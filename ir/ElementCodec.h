@@ -6,9 +6,10 @@
 // NaN); f32 -> f16 is the compiler's _Float16 conversion (IEEE round to nearest even). A double
 // narrows to bf16 through f32, to f16 directly.
 //
-// Storage is per block: every type so far is a block of one element; a block-quantized type (a
-// GGUF one: 256 elements in 144 bytes) gets its row in storageLayout, and tensors of it are
-// counted in whole blocks (storageBytes), never through a per-element size.
+// Storage is per block: a per-element type is a block of one element; a block-quantized type (a
+// GGUF one: Q4_K is 256 elements in 144 bytes) has its block in storageLayout, and tensors of it
+// are counted in whole blocks (storageBytes), never through a per-element size. Its blocks are
+// decoded by formats/Gguf.h (the compiler) and by the kernels, never one element at a time.
 #pragma once
 
 #include "ir/Types.h"
@@ -71,6 +72,23 @@ constexpr StorageLayout storageLayout(ElementType type) {
   case ElementType::I8:
   case ElementType::Bool:
     return {1, 1};
+  // ggml's block_q4_0 ... block_q6_K (ggml-common.h): f16 scales, packed quants.
+  case ElementType::Q4_0:
+    return {32, 18};
+  case ElementType::Q4_1:
+    return {32, 20};
+  case ElementType::Q5_0:
+    return {32, 22};
+  case ElementType::Q5_1:
+    return {32, 24};
+  case ElementType::Q8_0:
+    return {32, 34};
+  case ElementType::Q4_K:
+    return {256, 144};
+  case ElementType::Q5_K:
+    return {256, 176};
+  case ElementType::Q6_K:
+    return {256, 210};
   }
   return {1, 0};
 }
@@ -106,7 +124,15 @@ inline int64_t decodeInteger(ElementType type, const uint8_t* at) {
   case ElementType::F32:
   case ElementType::BF16:
   case ElementType::F16:
-    break;
+  case ElementType::Q4_0:
+  case ElementType::Q4_1:
+  case ElementType::Q5_0:
+  case ElementType::Q5_1:
+  case ElementType::Q8_0:
+  case ElementType::Q4_K:
+  case ElementType::Q5_K:
+  case ElementType::Q6_K:
+    break; // a block-quantized type has no single element to decode
   }
   return static_cast<int64_t>(decodeElement(type, at));
 }
@@ -128,6 +154,15 @@ inline double decodeElement(ElementType type, const uint8_t* at) {
   case ElementType::I8:
   case ElementType::Bool:
     return static_cast<double>(decodeInteger(type, at));
+  case ElementType::Q4_0:
+  case ElementType::Q4_1:
+  case ElementType::Q5_0:
+  case ElementType::Q5_1:
+  case ElementType::Q8_0:
+  case ElementType::Q4_K:
+  case ElementType::Q5_K:
+  case ElementType::Q6_K:
+    break; // decoded per block (formats/Gguf.h), never per element
   }
   return 0;
 }
@@ -171,6 +206,15 @@ inline void encodeElement(ElementType type, double value, uint8_t* at) {
   case ElementType::Bool:
     *at = static_cast<uint8_t>(value != 0);
     return;
+  case ElementType::Q4_0:
+  case ElementType::Q4_1:
+  case ElementType::Q5_0:
+  case ElementType::Q5_1:
+  case ElementType::Q8_0:
+  case ElementType::Q4_K:
+  case ElementType::Q5_K:
+  case ElementType::Q6_K:
+    return; // encoded per block (llama.cpp's quantizer), never per element
   }
 }
 

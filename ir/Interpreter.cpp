@@ -37,6 +37,16 @@ double roundToElementType(double value, ElementType type) {
     return codec::roundToFloatType(value, type);
   case ElementType::Bool:
     return value != 0 ? 1.0 : 0.0;
+  case ElementType::Q4_0:
+  case ElementType::Q4_1:
+  case ElementType::Q5_0:
+  case ElementType::Q5_1:
+  case ElementType::Q8_0:
+  case ElementType::Q4_K:
+  case ElementType::Q5_K:
+  case ElementType::Q6_K:
+    // The interpreter holds a block-quantized weight dequantized: its values are f32 values.
+    return codec::roundToFloatType(value, ElementType::F32);
   case ElementType::I64:
   case ElementType::I32:
   case ElementType::I8: {

@@ -84,15 +84,16 @@ void requireSameElementType(const Op& op) {
 }
 
 // One element type, except that a weight may be stored in a narrower float (bf16 or f16:
-// gemmac's --weights-dtype) than f32 activations: the kernels widen it as they read it.
+// gemmac's --weights-dtype) or in a GGUF's blocks under f32 activations: the kernels widen it as
+// they read it.
 void requireSameElementTypeOrNarrowWeights(const Op& op) {
   ElementType type = operandType(op, 0).elementType;
   for (size_t i = 1; i < op.operands.size(); ++i) {
     ElementType t = operandType(op, i).elementType;
     const Op* producer = op.operands[i]->definingOp;
     bool narrowWeight = type == ElementType::F32 &&
-                        (t == ElementType::BF16 || t == ElementType::F16) && producer &&
-                        producer->kind == OpKind::Weight;
+                        (t == ElementType::BF16 || t == ElementType::F16 || isBlockQuantized(t)) &&
+                        producer && producer->kind == OpKind::Weight;
     if (t != type && !narrowWeight)
       fail(op, "operands must have one element type, got " + operandType(op, 0).str() + " and " +
                    operandType(op, i).str());
@@ -262,7 +263,8 @@ TensorType inferGather(const Op& op, AttrReader& attrs) {
   if (data.rank() < 1)
     fail(op, "data must have rank >= 1");
   int64_t axis = normalizeAxis(attrs.integer("axis", 0), data.rank(), op.loc);
-  TensorType result{data.elementType, {}};
+  // A block-quantized table's rows are looked up dequantized, as f32.
+  TensorType result{isBlockQuantized(data.elementType) ? ElementType::F32 : data.elementType, {}};
   result.dims.insert(result.dims.end(), data.dims.begin(), data.dims.begin() + axis);
   result.dims.insert(result.dims.end(), indices.dims.begin(), indices.dims.end());
   result.dims.insert(result.dims.end(), data.dims.begin() + axis + 1, data.dims.end());

@@ -15,9 +15,11 @@ struct ElementTypeInfo {
   int64_t size;
 };
 constexpr ElementTypeInfo kElementTypes[] = {
-    {ElementType::F32, "f32", 4},  {ElementType::BF16, "bf16", 2}, {ElementType::F16, "f16", 2},
-    {ElementType::I64, "i64", 8},  {ElementType::I32, "i32", 4},   {ElementType::I8, "i8", 1},
-    {ElementType::Bool, "bool", 1}};
+    {ElementType::F32, "f32", 4},   {ElementType::BF16, "bf16", 2}, {ElementType::F16, "f16", 2},
+    {ElementType::I64, "i64", 8},   {ElementType::I32, "i32", 4},   {ElementType::I8, "i8", 1},
+    {ElementType::Bool, "bool", 1}, {ElementType::Q4_0, "q4_0", 0}, {ElementType::Q4_1, "q4_1", 0},
+    {ElementType::Q5_0, "q5_0", 0}, {ElementType::Q5_1, "q5_1", 0}, {ElementType::Q8_0, "q8_0", 0},
+    {ElementType::Q4_K, "q4_k", 0}, {ElementType::Q5_K, "q5_k", 0}, {ElementType::Q6_K, "q6_k", 0}};
 
 const ElementTypeInfo& info(ElementType type) {
   for (const auto& entry : kElementTypes)
@@ -42,6 +44,7 @@ std::string_view elementTypeName(ElementType type) {
   return info(type).name;
 }
 int64_t elementSize(ElementType type) {
+  GEMMA_INTERNAL_ASSERT(!isBlockQuantized(type), "a block-quantized type has no element size");
   return info(type).size;
 }
 
@@ -54,6 +57,9 @@ std::optional<ElementType> parseElementType(std::string_view name) {
 
 bool isFloat(ElementType type) {
   return type == ElementType::F32 || type == ElementType::BF16 || type == ElementType::F16;
+}
+bool isBlockQuantized(ElementType type) {
+  return info(type).size == 0;
 }
 bool isInteger(ElementType type) {
   return type == ElementType::I64 || type == ElementType::I32 || type == ElementType::I8;

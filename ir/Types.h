@@ -12,12 +12,34 @@
 
 namespace gemma {
 
-enum class ElementType { F32, BF16, F16, I64, I32, I8, Bool };
+// The block-quantized types are GGUF's (ggml's) block formats, byte for byte: a tensor of one is
+// stored row by row, each row a whole number of blocks along its innermost dim, and only a weight
+// holds one (the kernels dequantize it as they read it; ElementCodec.h gives each block's size).
+enum class ElementType {
+  F32,
+  BF16,
+  F16,
+  I64,
+  I32,
+  I8,
+  Bool,
+  Q4_0,
+  Q4_1,
+  Q5_0,
+  Q5_1,
+  Q8_0,
+  Q4_K,
+  Q5_K,
+  Q6_K
+};
 
 std::string_view elementTypeName(ElementType type);
 std::optional<ElementType> parseElementType(std::string_view name);
 bool isFloat(ElementType type);
 bool isInteger(ElementType type); // i64, i32, i8 (not bool)
+bool isBlockQuantized(ElementType type);
+// Bytes per element of a per-element type (a block-quantized type has none: ElementCodec.h's
+// storageBytes counts its blocks).
 int64_t elementSize(ElementType type);
 // The most negative finite value of a float type: the additive mask of a hidden key, as
 // transformers' torch.finfo(dtype).min.

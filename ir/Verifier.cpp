@@ -1,5 +1,6 @@
 #include "ir/Verifier.h"
 
+#include "ir/ElementCodec.h"
 #include "ir/ModelRoles.h"
 #include "ir/ShapeRules.h"
 
@@ -31,6 +32,47 @@ void verifyType(const TensorType& type, const Location& loc) {
   }
 }
 
+namespace {
+
+// A block-quantized type (a GGUF's blocks) is a weight's only: a 2-D weight whose stored rows are
+// whole blocks, read by the kernels that decode blocks as they read them - a projection's or the
+// gated MLP's weight through permuted strides (each output a dot product over a stored row), or
+// an embedding table's rows.
+void verifyBlockQuantizedUse(const Op& op, size_t operandIndex) {
+  const Value* operand = op.operands[operandIndex];
+  ElementType type = operand->type.elementType;
+  std::string what = "operand " + std::to_string(operandIndex) + " of '" +
+                     std::string(op.mnemonic()) + "' is " + operand->type.str();
+  const Op* weight = operand->definingOp;
+  if (!weight || weight->kind != OpKind::Weight)
+    throw UserError(op.loc, what + ": a " + std::string(elementTypeName(type)) +
+                                " tensor can only be a weight's");
+  bool permuted = weight->attr<Ints>("perm") != nullptr;
+  bool read = (op.kind == OpKind::MatMul && operandIndex == 1 && permuted) ||
+              (op.kind == OpKind::GatedMlp && operandIndex >= 1 && permuted) ||
+              (op.kind == OpKind::Gather && operandIndex == 0 && !permuted &&
+               (!op.attr<int64_t>("axis") || *op.attr<int64_t>("axis") == 0));
+  if (!read)
+    throw UserError(op.loc, what + ": only a matmul's or gated_mlp's transposed weight, or a "
+                                   "gather's table along axis 0, reads blocks");
+}
+
+void verifyBlockQuantizedWeight(const Op& op) {
+  const TensorType& type = op.result()->type;
+  if (op.kind != OpKind::Weight)
+    throw UserError(op.loc, "'" + std::string(op.mnemonic()) + "' gives " + type.str() +
+                                ": a block-quantized type is a weight's only");
+  TensorType stored = storedWeightType(op);
+  int64_t block = codec::storageLayout(type.elementType).blockElements;
+  if (stored.rank() != 2 || !stored.dims[1].isStatic() || !stored.dims[0].isStatic() ||
+      stored.dims[1].staticValue() % block != 0)
+    throw UserError(op.loc, "weight stored as " + stored.str() +
+                                " must be 2-D with rows of whole blocks of " +
+                                std::to_string(block));
+}
+
+} // namespace
+
 void verifyGraph(const Graph& graph) {
   std::set<const Value*> defined;
   std::set<std::string> inputNames;
@@ -42,6 +84,9 @@ void verifyGraph(const Graph& graph) {
       throw UserError(loc, "input name is not a valid identifier");
     if (!inputNames.insert(input->name).second)
       throw UserError(loc, "input name is used twice");
+    if (isBlockQuantized(input->type.elementType))
+      throw UserError(loc,
+                      "is " + input->type.str() + ": a block-quantized type is a weight's only");
     verifyType(input->type, loc);
     defined.insert(input.get());
   }
@@ -67,10 +112,15 @@ void verifyGraph(const Graph& graph) {
     for (const Value* operand : op.operands)
       if (!operand || !defined.count(operand))
         throw UserError(op.loc, name + " uses a value that is not defined before it");
+    for (size_t i = 0; i < op.operands.size(); ++i)
+      if (isBlockQuantized(op.operands[i]->type.elementType))
+        verifyBlockQuantizedUse(op, i);
     for (const auto& result : op.results) {
       if (result->definingOp != &op || defined.count(result.get()))
         throw UserError(op.loc, name + " defines a value that is already defined");
       verifyType(result->type, op.loc);
+      if (isBlockQuantized(result->type.elementType))
+        verifyBlockQuantizedWeight(op);
     }
 
     std::vector<TensorType> inferred = inferResultTypes(op);
@@ -95,6 +145,9 @@ void verifyGraph(const Graph& graph) {
       throw UserError(loc, "returns a value that is not defined in the graph");
     if (!output.name.empty() && !outputNames.insert(output.name).second)
       throw UserError(loc, "output name is used twice");
+    if (isBlockQuantized(output.value->type.elementType))
+      throw UserError(loc, "returns " + output.value->type.str() +
+                               ": a block-quantized type is a weight's only");
   }
 }
 

@@ -5,6 +5,7 @@
 #include "ir/IR.h"
 #include "ir/Printer.h"
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -19,8 +20,12 @@ namespace gemma {
 struct PassOptions {
   int64_t maxBatch = 1;
   int64_t maxSeqLen = 256;
-  // narrow-weights: the element type to store matrices in, if not the checkpoint's.
+  // narrow-weights: the element type to store matrices in, if not the checkpoint's: bf16 or f16,
+  // or f32 (a quantized checkpoint's blocks dequantized into the weights file).
   std::optional<ElementType> weightsType;
+  // The checkpoint's block-quantized tensors (a GGUF's), by name: without weightsType,
+  // narrow-weights keeps each in its blocks where every kernel reading it decodes them.
+  std::map<std::string, ElementType> checkpointBlockTypes;
 };
 
 class Pass {

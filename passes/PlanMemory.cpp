@@ -17,6 +17,7 @@
 ///  5. Each op records `arena_offset` and `arena_bytes`; the graph records `arena_bytes` (the
 ///     peak), `arena_lower_bound` (most bytes live at once), `weights_bytes`, and the bounds.
 
+#include "ir/ElementCodec.h"
 #include "passes/MemoryPlanner.h"
 #include "passes/Pass.h"
 #include "runtime/gemma_model.h"
@@ -171,8 +172,8 @@ public:
     for (int i = 0; i < end; ++i) {
       Op& op = *ops[i];
       if (op.kind == OpKind::Weight && weightNames.insert(*op.attr<std::string>("name")).second)
-        weightsBytes +=
-            *op.result()->type.staticNumElements() * elementSize(op.result()->type.elementType);
+        weightsBytes += codec::storageBytes(op.result()->type.elementType,
+                                            *op.result()->type.staticNumElements());
       Placement placement = placementOf(op.kind);
       if (placement == Placement::ReadOnlyData || placement == Placement::KVCache)
         continue;

@@ -8,18 +8,36 @@ namespace gemma::kernels {
 
 using namespace Halide;
 
-// Schedules out(v) = f(dots(v)...), each dot(v) = sum over its RDom r (of reductionLength) of
-// x(r, rows) * w(v0, r) with w contiguous along r (a weight row). Tasks of kPanelsPerTask panels
+namespace {
+
+// One dot product accumulated in vector lanes: partial(lane, v...) sums its terms over `outer`
+// (the reduction in steps of a vector), then dot(v) sums the lanes.
+struct LaneDot {
+  Func dot, partial;
+  Var lane;
+  RVar outer;
+};
+
+// A dot product over RDom r (along a contiguous weight row) split into lanes by rfactor.
+LaneDot rfactorLanes(Func dot, const RDom& r, int lanes) {
+  RVar outer("k_outer"), inner("k_inner");
+  Var lane("lane");
+  dot.update().split(r.x, outer, inner, lanes, TailStrategy::GuardWithIf);
+  Func partial = dot.update().rfactor(inner, lane);
+  return {dot, partial, lane, outer};
+}
+
+// Schedules out(v) = f(dots(v)...), each dot(v) a LaneDot over a contiguous weight row (of
+// reductionLength). Tasks of kPanelsPerTask panels
 // of kPanel outputs across the cores; in a task, the rows in chunks whose activations stay in L2,
 // and for each chunk and panel, the chunk's dot products kRowBlock rows at a time: a kPanel x
 // kRowBlock tile of vector accumulators held in registers while the weight and activation rows
-// stream through it (rfactor along r, the lanes summed at the end). A panel's weight rows are read
+// stream through it (the lanes summed at the end). A panel's weight rows are read
 // from memory once per chunk, a chunk's activations once per task. A single row (decode, or the
 // last row alone) gets a tile of one row. `rows` is how many rows the call computes; reads past
 // the last output or row must be clamped by the definition (panels and blocks round up).
-void scheduleDotProducts(Func out, const std::vector<std::pair<Func, RDom>>& dots,
-                         const std::vector<Var>& v, int64_t reductionLength, const Expr& rows,
-                         TargetKind target) {
+void scheduleLaneDots(Func out, const std::vector<LaneDot>& dots, const std::vector<Var>& v,
+                      int64_t reductionLength, const Expr& rows) {
   constexpr int kPanel = 4, kRowBlock = 4, kPanelsPerTask = 16;
   // Rows in chunks whose activations (kChunkBytes of f32, half of L2) stay in cache while every
   // panel of a task reads them: 64 rows of gemma-2b's 2048 features, 16 of its MLP's 16384.
@@ -28,7 +46,6 @@ void scheduleDotProducts(Func out, const std::vector<std::pair<Func, RDom>>& dot
   int kRowChunk = static_cast<int>(std::clamp<int64_t>(
       kChunkBytes / (4 * std::max<int64_t>(reductionLength, 1)) / kRowBlock * kRowBlock, kRowBlock,
       64));
-  int lanes = vectorLanes(target);
   Var panel("panel"), column("column");
   out.split(v[0], panel, column, kPanel, TailStrategy::GuardWithIf);
   // Tasks of kPanelsPerTask panels: a 256k-entry vocabulary is 64k panels, too fine to hand out
@@ -48,12 +65,10 @@ void scheduleDotProducts(Func out, const std::vector<std::pair<Func, RDom>>& dot
   // constant bound, and go on the stack instead of a heap allocation per panel.
   order.insert(order.end(), v.begin() + std::min<size_t>(v.size(), 2), v.end());
   out.reorder(order);
-  for (const auto& [dotFunc, r] : dots) {
-    Func dot = dotFunc;
-    RVar outer("k_outer"), inner("k_inner");
-    Var lane("lane");
-    dot.update().split(r.x, outer, inner, lanes, TailStrategy::GuardWithIf);
-    Func partial = dot.update().rfactor(inner, lane);
+  for (const LaneDot& laneDot : dots) {
+    Func dot = laneDot.dot, partial = laneDot.partial;
+    Var lane = laneDot.lane;
+    RVar outer = laneDot.outer;
     dot.compute_at(out, panel);
     std::vector<Var> storage = {lane}; // the lanes innermost: whole-vector loads and stores
     storage.insert(storage.end(), v.begin(), v.end());
@@ -84,10 +99,124 @@ void scheduleDotProducts(Func out, const std::vector<std::pair<Func, RDom>>& dot
   }
 }
 
+void scheduleDotProducts(Func out, const std::vector<std::pair<Func, RDom>>& dots,
+                         const std::vector<Var>& v, int64_t reductionLength, const Expr& rows,
+                         TargetKind target) {
+  std::vector<LaneDot> laneDots;
+  for (const auto& [dot, r] : dots)
+    laneDots.push_back(rfactorLanes(dot, r, vectorLanes(target)));
+  scheduleLaneDots(out, laneDots, v, reductionLength, rows);
+}
+
+// dot(v) = sum over k of x(k) * w(v[0], k) for a block-quantized weight w, in vector lanes of
+// kBlockGroup: each step of the reduction one block, its groups decoded in registers and their
+// products summed as a balanced tree (short dependency chains), then added to the lanes.
+LaneDot blockDot(const std::string& name, const BlockWeight& w,
+                 const std::function<Expr(Expr)>& xAt, const std::vector<Var>& v) {
+  Func partial(name + "_lanes"), dot(name);
+  Var lane("lane");
+  RDom blocks(0, clampToInt(w.rowElements / w.blockElements), name + "_blocks");
+  std::vector<Var> laneVars = {lane};
+  laneVars.insert(laneVars.end(), v.begin(), v.end());
+  std::vector<Expr> terms;
+  for (int g = 0; g < w.blockElements / kBlockGroup; ++g)
+    terms.push_back(xAt(blocks.x * clampToInt(w.blockElements) + kBlockGroup * g + lane) *
+                    w.element(v[0], blocks.x, g, lane));
+  while (terms.size() > 1) {
+    std::vector<Expr> sums;
+    for (size_t i = 0; i + 1 < terms.size(); i += 2)
+      sums.push_back(terms[i] + terms[i + 1]);
+    if (terms.size() % 2)
+      sums.push_back(terms.back());
+    terms = std::move(sums);
+  }
+  partial(laneVars) = 0.0f;
+  partial(laneVars) += terms[0];
+  RDom lanes(0, kBlockGroup, name + "_lane");
+  std::vector<Expr> laneAt = {lanes.x};
+  laneAt.insert(laneAt.end(), v.begin(), v.end());
+  dot(v) = 0.0f;
+  dot(v) += partial(laneAt);
+  return {dot, partial, lane, RVar(blocks.x)};
+}
+
+// Reads x [K, rows...] at element k of the row at the result's coordinates v[1...], the row
+// clamped (row blocks and chunks round up past the last row).
+std::function<Expr(Expr)> rowReader(const ImageParam& x, const std::vector<Var>& v) {
+  return [x, v](Expr k) {
+    std::vector<Expr> at = {std::move(k)};
+    for (size_t d = 1; d < v.size(); ++d)
+      at.push_back(d == 1 ? clamp(v[d], 0, x.dim(1).extent() - 1) : Expr(v[d]));
+    return Expr(x(at));
+  };
+}
+
+// matmul with a block-quantized weight (a GGUF projection's [out, in] rows, or the tied
+// embedding as the logits): each output a dot product over a row of blocks.
+Kernel blockMatmul(const Op& op, TargetKind target) {
+  Kernel k;
+  k.name = "matmul";
+  ImageParam a = operandParam(op, 0, "a");
+  BlockWeight w = blockWeightParam(op, 1, "b");
+  k.inputs = {a, w.bytes};
+  std::vector<Var> v = vars(op.result()->type.rank()); // v[0] = n, v[1] = m, then batch dims
+  LaneDot dot = blockDot("dot", w, rowReader(a, v), v);
+  k.output = Func("out");
+  Expr value = dot.dot(v);
+  if (const double* softcap = op.attr<double>("softcap"); softcap && *softcap > 0) {
+    float c = static_cast<float>(*softcap);
+    value = vectorTanh(value / c) * c;
+  }
+  k.output(v) = cast(halideType(op.result()->type.elementType), value);
+  scheduleLaneDots(k.output, {dot}, v, w.rowElements, k.output.output_buffer().dim(1).extent());
+  (void)target;
+  return k;
+}
+
+// The gated MLP with block-quantized gate, up and down weights: the gated activations of all
+// rows first (parallel over their features), then the down projection (over its outputs).
+Kernel blockGatedMlp(const Op& op, TargetKind target) {
+  Kernel k;
+  k.name = "gated_mlp";
+  ImageParam x = operandParam(op, 0, "x");
+  BlockWeight gate = blockWeightParam(op, 1, "gate"), up = blockWeightParam(op, 2, "up"),
+              down = blockWeightParam(op, 3, "down");
+  k.inputs = {x, gate.bytes, up.bytes, down.bytes};
+  std::vector<Var> v = vars(op.result()->type.rank());
+  bool tanhApproximation = *op.attr<std::string>("activation") == "gelu_tanh";
+  Var i("i");
+  std::vector<Var> iRows = {i};
+  iRows.insert(iRows.end(), v.begin() + 1, v.end());
+  LaneDot gateDot = blockDot("gate_dot", gate, rowReader(x, iRows), iRows);
+  LaneDot upDot = blockDot("up_dot", up, rowReader(x, iRows), iRows);
+  Func gatedRows("gated_rows");
+  gatedRows(iRows) = gelu(gateDot.dot(iRows), tanhApproximation) * upDot.dot(iRows);
+  auto gatedAt = [&](Expr feature) {
+    std::vector<Expr> at = {std::move(feature)};
+    at.insert(at.end(), v.begin() + 1, v.end());
+    return Expr(gatedRows(at));
+  };
+  LaneDot downDot = blockDot("down_dot", down, gatedAt, v);
+  k.output = Func("out");
+  k.output(v) = cast(halideType(op.result()->type.elementType), downDot.dot(v));
+  gatedRows.compute_root();
+  bool hasRows = v.size() > 1;
+  scheduleLaneDots(gatedRows, {gateDot, upDot}, iRows, gate.rowElements,
+                   hasRows ? x.dim(1).extent() : Expr(1));
+  scheduleLaneDots(k.output, {downDot}, v, down.rowElements,
+                   hasRows ? k.output.output_buffer().dim(1).extent() : Expr(1));
+  (void)target;
+  return k;
+}
+
+} // namespace
+
 // matmul [..., M, K] x [..., K, N], ONNX's (numpy's) batched product with broadcast batch dims:
 // the model's projections (a 2-D right operand) and, with fusions off, attention's QK^T and PV.
 // Rows of the result in parallel. (Decode-shaped matvec schedules are the performance issue's.)
 Kernel matmul(const Op& op, TargetKind target) {
+  if (isBlockQuantized(op.operands[1]->type.elementType))
+    return blockMatmul(op, target);
   const TensorType& result = op.result()->type;
   Kernel k;
   k.name = "matmul";
@@ -149,6 +278,8 @@ Kernel matmul(const Op& op, TargetKind target) {
 
 // down(act(x gate) * (x up)) for rows of x [..., D]; gate, up [D, I], down [I, D'].
 Kernel gatedMlp(const Op& op, TargetKind target) {
+  if (isBlockQuantized(op.operands[1]->type.elementType))
+    return blockGatedMlp(op, target);
   Kernel k;
   k.name = "gated_mlp";
   ImageParam x = operandParam(op, 0, "x"), gate = operandParam(op, 1, "gate"),

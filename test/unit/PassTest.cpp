@@ -137,3 +137,56 @@ TEST(PassManager, VerifiesAfterEachPass) {
 
 } // namespace
 } // namespace gemma
+
+namespace gemma {
+namespace {
+
+// narrow-weights with a GGUF's block types: a weight gets its blocks back where every reader
+// decodes them (a projection through permuted strides, a table's rows, a gated MLP whose three
+// weights all are blocks), and stays f32 (the weights file dequantizes it) anywhere else.
+TEST(NarrowWeights, KeepsCheckpointBlocksWhereTheKernelsDecodeThem) {
+  auto graph =
+      parseGraph("graph @g(%x: f32[1,64], %i: i64[3]) {\n"
+                 "  %q = weight() {name = \"q\", perm = [1, 0]} : f32[64,8]\n"
+                 "  %0 = matmul(%x, %q) : f32[1,8]\n"
+                 "  %t = weight() {name = \"t\"} : f32[5,64]\n"
+                 "  %1 = gather(%t, %i) {axis = 0} : f32[3,64]\n"
+                 "  %s = weight() {name = \"s\"} : f32[8,64]\n"
+                 "  %2 = transpose(%s) {perm = [1, 0]} : f32[64,8]\n"
+                 "  %3 = matmul(%x, %2) : f32[1,8]\n"
+                 "  %g = weight() {name = \"g\", perm = [1, 0]} : f32[64,32]\n"
+                 "  %u = weight() {name = \"u\", perm = [1, 0]} : f32[64,32]\n"
+                 "  %d = weight() {name = \"d\", perm = [1, 0]} : f32[32,64]\n"
+                 "  %4 = gated_mlp(%x, %g, %u, %d) {activation = \"gelu_tanh\"} : f32[1,64]\n"
+                 "  return %0, %1, %3, %4\n}\n");
+  PassOptions options;
+  // d's rows (32 elements) are not whole Q4_K blocks (256): it stays f32, and so do g and u.
+  options.checkpointBlockTypes = {{"q", ElementType::Q4_0}, {"t", ElementType::Q8_0},
+                                  {"s", ElementType::Q8_0}, {"g", ElementType::Q5_0},
+                                  {"u", ElementType::Q5_0}, {"d", ElementType::Q4_K}};
+  auto pass = createNarrowWeightsPass();
+  pass->setOptions(options);
+  EXPECT_TRUE(pass->run(*graph));
+  verifyGraph(*graph);
+  std::map<std::string, ElementType> types;
+  for (const auto& op : graph->ops)
+    if (op->kind == OpKind::Weight)
+      types[*op->attr<std::string>("name")] = op->result()->type.elementType;
+  EXPECT_EQ(types["q"], ElementType::Q4_0);
+  EXPECT_EQ(types["t"], ElementType::Q8_0);
+  EXPECT_EQ(types["s"], ElementType::F32) << "read by a transpose";
+  EXPECT_EQ(types["g"], ElementType::F32) << "its MLP's down weight stays f32";
+  EXPECT_EQ(types["u"], ElementType::F32);
+  EXPECT_EQ(types["d"], ElementType::F32) << "rows of 32 are not whole Q4_K blocks";
+
+  // --weights-dtype f32: every weight f32, the blocks dequantized when written.
+  options.weightsType = ElementType::F32;
+  pass->setOptions(options);
+  auto fresh = parseGraph("graph @g(%x: f32[1,64]) {\n"
+                          "  %q = weight() {name = \"q\", perm = [1, 0]} : f32[64,8]\n"
+                          "  %0 = matmul(%x, %q) : f32[1,8]\n  return %0\n}\n");
+  EXPECT_FALSE(pass->run(*fresh));
+}
+
+} // namespace
+} // namespace gemma

@@ -27,6 +27,37 @@ TEST(Verifier, AcceptsValidOps) {
   EXPECT_EQ(errorOfOp("%r = gather(%b, %i) {axis = 0} : f32[2,4]"), "");
 }
 
+// A block-quantized type (a GGUF's blocks) only as a 2-D weight with whole-block rows, read by a
+// kernel that decodes blocks.
+TEST(Verifier, BlockQuantizedTypesAreWeightsOnly) {
+  auto graph = [](const std::string& body, const std::string& inputs = "%x: f32[1,64]") {
+    return errorOfText("graph @g(" + inputs + ") {\n" + body + "}\n");
+  };
+  EXPECT_EQ(graph("  %w = weight() {name = \"w\", perm = [1, 0]} : q4_0[64,8]\n"
+                  "  %r = matmul(%x, %w) : f32[1,8]\n  return %r\n"),
+            "");
+  EXPECT_EQ(graph("  %t = weight() {name = \"t\"} : q8_0[5,64]\n"
+                  "  %r = gather(%t, %i) {axis = 0} : f32[3,64]\n  return %r\n",
+                  "%i: i64[3]"),
+            "");
+  std::string input = graph("  return %x\n", "%x: q4_k[2,256]");
+  EXPECT_NE(input.find("a block-quantized type is a weight's only"), std::string::npos) << input;
+  std::string unpermuted = graph("  %w = weight() {name = \"w\"} : q4_0[8,64]\n"
+                                 "  %r = matmul(%x, %w) : f32[1,64]\n  return %r\n",
+                                 "%x: f32[1,8]");
+  EXPECT_NE(unpermuted.find("reads blocks"), std::string::npos) << unpermuted;
+  std::string partial = graph("  %w = weight() {name = \"w\", perm = [1, 0]} : q4_k[128,8]\n"
+                              "  %r = matmul(%x, %w) : f32[1,8]\n  return %r\n",
+                              "%x: f32[1,128]");
+  EXPECT_NE(partial.find("rows of whole blocks of 256"), std::string::npos) << partial;
+  std::string added = graph("  %w = weight() {name = \"w\"} : q8_0[1,64]\n"
+                            "  %r = add(%x, %w) : f32[1,64]\n  return %r\n");
+  EXPECT_NE(added.find("reads blocks"), std::string::npos) << added;
+  std::string returned = graph("  %w = weight() {name = \"w\"} : q8_0[1,64]\n  return %w\n");
+  EXPECT_NE(returned.find("a block-quantized type is a weight's only"), std::string::npos)
+      << returned;
+}
+
 TEST(Verifier, Arity) {
   expectError(errorOfOp("%r = add(%a) : f32[2,3]"), "'add' takes 2 operand(s), got 1");
   expectError(errorOfOp("%r = exp(%a, %a) : f32[2,3]"), "'exp' takes 1 operand(s), got 2");

@@ -83,9 +83,12 @@ void checkSoftcapsKept(const Graph& graph, const GemmaConfig& config) {
 }
 
 void runPipeline(Graph& graph, const PipelineFlags& flags, bool optimize, bool plan,
-                 const GemmaConfig* config = nullptr) {
+                 const ImportedModel& model) {
   PassManagerOptions options;
   options.passOptions = flags.bounds;
+  for (const auto& [name, view] : model.weights.tensors())
+    if (isBlockQuantized(view->elementType))
+      options.passOptions.checkpointBlockTypes[name] = view->elementType;
   options.printAfterAll = flags.printAfterAll;
   options.timePasses = flags.timePasses;
   PassManager passes(options);
@@ -94,8 +97,8 @@ void runPipeline(Graph& graph, const PipelineFlags& flags, bool optimize, bool p
   if (plan)
     passes.addPlanningPipeline();
   passes.run(graph);
-  if (optimize && config)
-    checkSoftcapsKept(graph, *config);
+  if (optimize)
+    checkSoftcapsKept(graph, model.config);
 }
 
 void printInspection(const ImportedModel& model, bool listTensors, std::ostream& out) {
@@ -187,7 +190,7 @@ void printInspection(const ImportedModel& model, bool listTensors, std::ostream&
 void printMemoryPlan(const ImportedModel& model, const PipelineFlags& flags,
                      const std::string& picturePath, bool listBuffers, std::ostream& out) {
   auto graph = model.graph->clone();
-  runPipeline(*graph, flags, true, true, &model.config);
+  runPipeline(*graph, flags, true, true, model);
   const PassOptions& bounds = flags.bounds;
   std::map<std::string_view, int> fused;
   for (const auto& op : graph->ops)
@@ -375,7 +378,7 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
     writeGraph(*model.graph, name + ".ir");
     return 0;
   }
-  runPipeline(*model.graph, flags, true, true, &model.config);
+  runPipeline(*model.graph, flags, true, true, model);
   int64_t weights = model.graph->integerAttr("weights_bytes"),
           cache = model.graph->integerAttr("kv_cache_bytes"),
           arena = model.graph->integerAttr("arena_bytes");
@@ -527,9 +530,10 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
     command
         ->add_option("--weights-dtype", weightsDtype,
-                     "Store the matrices as bf16 or f16 under f32 activations (default: as the "
-                     "checkpoint has them)")
-        ->check(CLI::IsMember({"checkpoint", "bf16", "f16"}));
+                     "Store the matrices as bf16 or f16 under f32 activations, or as f32 (a "
+                     "GGUF's blocks dequantized) (default: as the checkpoint has them, a GGUF's "
+                     "quantized blocks included)")
+        ->check(CLI::IsMember({"checkpoint", "f32", "bf16", "f16"}));
     command->add_option("--disable-pass", pipeline.disabled,
                         "Leave this pass out of -O (repeatable)");
     command->add_flag("--print-after-all", pipeline.printAfterAll,
@@ -546,7 +550,7 @@ int main(int argc, char** argv) {
   }
 
   if (weightsDtype != "checkpoint")
-    pipeline.bounds.weightsType = weightsDtype == "bf16" ? ElementType::BF16 : ElementType::F16;
+    pipeline.bounds.weightsType = *parseElementType(weightsDtype);
   return runReportingErrors([&] {
     std::optional<Head> head;
     if (!headFlag.empty()) {
@@ -567,7 +571,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (optimize || plan)
-      runPipeline(*model.graph, pipeline, true, plan, &model.config);
+      runPipeline(*model.graph, pipeline, true, plan, model);
     std::ofstream file;
     if (outputPath != "-") {
       file.open(outputPath);
