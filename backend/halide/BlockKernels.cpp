@@ -17,9 +17,17 @@ struct BlockBytes {
 
   Expr u8(Expr offset) const { return byteAt(base + offset); }
   Expr i8(Expr offset) const { return reinterpret(Int(8), u8(std::move(offset))); }
+  // An f16 as f32, exactly, in integer and float steps (Halide converts a scalar f16 in a
+  // longer software sequence): the exponent and mantissa moved into an f32's place, times 2^112
+  // to rebias (exact for normal and subnormal values alike), then inf/NaN and the sign.
   Expr f16(int offset) const {
-    Expr bits = cast<uint16_t>(u8(offset)) | (cast<uint16_t>(u8(offset + 1)) << 8);
-    return cast<float>(reinterpret(Float(16), bits));
+    auto u32 = [](uint32_t v) { return Internal::make_const(UInt(32), v); };
+    Expr bits = cast<uint32_t>(u8(offset)) | (cast<uint32_t>(u8(offset + 1)) << 8);
+    Expr magnitude = (bits & u32(0x7fff)) << 13;
+    Expr finite = reinterpret(Float(32), magnitude) * 5.192296858534828e33f; // 2^112
+    Expr special = reinterpret(Float(32), magnitude | u32(0x7f800000));
+    Expr value = select((bits & u32(0x7c00)) == u32(0x7c00), special, finite);
+    return reinterpret(Float(32), reinterpret(UInt(32), value) | ((bits & u32(0x8000)) << 16));
   }
   Expr u32(int offset) const {
     return cast<uint32_t>(u8(offset)) | (cast<uint32_t>(u8(offset + 1)) << 8) |
@@ -53,21 +61,27 @@ std::pair<Expr, Expr> scaleMinK4(const BlockBytes& b, int s) {
 
 } // namespace
 
-Expr blockElement(ElementType type, const std::function<Expr(Expr)>& byteAt, Expr blockBase,
-                  int group, Expr lane) {
+int groupsPerScale(ElementType type) {
+  // Q6_K scales 16 elements, Q4_K and Q5_K 32 (a sub-block), the others a whole block of 32.
+  return type == ElementType::Q6_K ? 1 : 2;
+}
+
+BlockTerm blockTerm(ElementType type, const std::function<Expr(Expr)>& byteAt, Expr blockBase,
+                    int group, Expr lane) {
   BlockBytes b{byteAt, std::move(blockBase)};
-  // Each as Gguf.cpp's decoder computes it (the same products in the same order).
+  // Each as Gguf.cpp's decoder computes it (the same products in the same order: a - b is
+  // a + (-b) exactly).
   switch (type) {
   case ElementType::Q8_0:
-    return f32(b.i8(2 + kBlockGroup * group + lane)) * b.f16(0);
+    return {b.f16(0), f32(b.i8(2 + kBlockGroup * group + lane)), Expr()};
   case ElementType::Q4_0:
-    return b.f16(0) * f32(nibble(b, 2, group, lane) - 8);
+    return {b.f16(0), f32(nibble(b, 2, group, lane) - 8), Expr()};
   case ElementType::Q4_1:
-    return b.f16(0) * f32(nibble(b, 4, group, lane)) + b.f16(2);
+    return {b.f16(0), f32(nibble(b, 4, group, lane)), b.f16(2)};
   case ElementType::Q5_0:
-    return b.f16(0) * f32((nibble(b, 6, group, lane) | fifthBit(b, 2, group, lane)) - 16);
+    return {b.f16(0), f32((nibble(b, 6, group, lane) | fifthBit(b, 2, group, lane)) - 16), Expr()};
   case ElementType::Q5_1:
-    return b.f16(0) * f32(nibble(b, 8, group, lane) | fifthBit(b, 4, group, lane)) + b.f16(2);
+    return {b.f16(0), f32(nibble(b, 8, group, lane) | fifthBit(b, 4, group, lane)), b.f16(2)};
   case ElementType::Q4_K:
   case ElementType::Q5_K: {
     // Sub-block s (32 elements): the low or high nibbles of the 32-byte run s / 2.
@@ -79,7 +93,7 @@ Expr blockElement(ElementType type, const std::function<Expr(Expr)>& byteAt, Exp
     if (type == ElementType::Q5_K)
       q = q | (cast<int32_t>((b.u8(16 + l) >> s) & 1) << 4);
     auto [scale, min] = scaleMinK4(b, s);
-    return (b.f16(0) * f32(scale)) * f32(q) - b.f16(2) * f32(min);
+    return {b.f16(0) * f32(scale), f32(q), -(b.f16(2) * f32(min))};
   }
   case ElementType::Q6_K: {
     // Element e = 16 group + lane: half h of 128, and r within it; 16 elements per scale.
@@ -87,7 +101,7 @@ Expr blockElement(ElementType type, const std::function<Expr(Expr)>& byteAt, Exp
     Expr low = r < 64 ? (b.u8(h * 64 + r + lane) & 0x0F) : (b.u8(h * 64 + r - 64 + lane) >> 4);
     Expr high = (b.u8(128 + h * 32 + r % 32 + lane) >> (2 * (r / 32))) & 3;
     Expr q = cast<int32_t>(low | (high << 4)) - 32;
-    return (b.f16(208) * f32(b.i8(192 + group))) * f32(q);
+    return {b.f16(208) * f32(b.i8(192 + group)), f32(q), Expr()};
   }
   case ElementType::F32:
   case ElementType::BF16:
@@ -98,8 +112,15 @@ Expr blockElement(ElementType type, const std::function<Expr(Expr)>& byteAt, Exp
   case ElementType::Bool:
     break;
   }
-  throw InternalError("blockElement: " + std::string(elementTypeName(type)) +
+  throw InternalError("blockTerm: " + std::string(elementTypeName(type)) +
                       " is not block-quantized");
+}
+
+Expr blockElement(ElementType type, const std::function<Expr(Expr)>& byteAt, Expr blockBase,
+                  int group, Expr lane) {
+  BlockTerm term = blockTerm(type, byteAt, std::move(blockBase), group, std::move(lane));
+  Expr value = term.scale * term.quant;
+  return term.offset.defined() ? value + term.offset : value;
 }
 
 BlockWeight blockWeightParam(const Op& op, size_t i, const std::string& name) {
@@ -119,11 +140,18 @@ BlockWeight blockWeightParam(const Op& op, size_t i, const std::string& name) {
   return w;
 }
 
-Expr BlockWeight::element(const Expr& row, const Expr& block, int group, const Expr& lane) const {
+std::function<Expr(Expr)> BlockWeight::rowBytes(const Expr& row) const {
   Expr clamped = clamp(row, 0, clampToInt(rows) - 1);
   ImageParam data = bytes;
-  auto byteAt = [data, clamped](Expr offset) { return data(std::move(offset), clamped); };
-  return blockElement(type, byteAt, block * clampToInt(blockBytes), group, lane);
+  return [data, clamped](Expr offset) { return data(std::move(offset), clamped); };
+}
+
+Expr BlockWeight::element(const Expr& row, const Expr& block, int group, const Expr& lane) const {
+  return blockElement(type, rowBytes(row), block * clampToInt(blockBytes), group, lane);
+}
+
+BlockTerm BlockWeight::term(const Expr& row, const Expr& block, int group, const Expr& lane) const {
+  return blockTerm(type, rowBytes(row), block * clampToInt(blockBytes), group, lane);
 }
 
 Expr BlockWeight::element(const Expr& row, const Expr& k) const {

@@ -3,6 +3,7 @@
 #include "backend/halide/KernelBuilders.h"
 
 #include <algorithm>
+#include <optional>
 
 namespace gemma::kernels {
 
@@ -16,6 +17,9 @@ struct LaneDot {
   Func dot, partial;
   Var lane;
   RVar outer;
+  // A block-quantized weight's bytes, prefetched a few panels ahead: a Q8_0 row of 640 is only
+  // 680 bytes, too short a stream for the hardware prefetcher to learn before it ends.
+  std::optional<ImageParam> streamed;
 };
 
 // A dot product over RDom r (along a contiguous weight row) split into lanes by rfactor.
@@ -24,7 +28,7 @@ LaneDot rfactorLanes(Func dot, const RDom& r, int lanes) {
   Var lane("lane");
   dot.update().split(r.x, outer, inner, lanes, TailStrategy::GuardWithIf);
   Func partial = dot.update().rfactor(inner, lane);
-  return {dot, partial, lane, outer};
+  return {dot, partial, lane, outer, std::nullopt};
 }
 
 // Schedules out(v) = f(dots(v)...), each dot(v) a LaneDot over a contiguous weight row (of
@@ -38,7 +42,7 @@ LaneDot rfactorLanes(Func dot, const RDom& r, int lanes) {
 // the last output or row must be clamped by the definition (panels and blocks round up).
 void scheduleLaneDots(Func out, const std::vector<LaneDot>& dots, const std::vector<Var>& v,
                       int64_t reductionLength, const Expr& rows) {
-  constexpr int kPanel = 4, kRowBlock = 4, kPanelsPerTask = 16;
+  constexpr int kPanel = 4, kRowBlock = 4, kPanelsPerTask = 16, kPrefetchPanels = 2;
   // Rows in chunks whose activations (kChunkBytes of f32, half of L2) stay in cache while every
   // panel of a task reads them: 64 rows of gemma-2b's 2048 features, 16 of its MLP's 16384.
   // (KernelBench's GatedMlp/512: 0.25 MiB 119, 0.5 MiB 138, 1 MiB 156, 2 MiB 138 GFLOP/s.)
@@ -66,6 +70,8 @@ void scheduleLaneDots(Func out, const std::vector<LaneDot>& dots, const std::vec
   order.insert(order.end(), v.begin() + std::min<size_t>(v.size(), 2), v.end());
   out.reorder(order);
   for (const LaneDot& laneDot : dots) {
+    if (laneDot.streamed)
+      out.prefetch(*laneDot.streamed, panel, panel, kPrefetchPanels);
     Func dot = laneDot.dot, partial = laneDot.partial;
     Var lane = laneDot.lane;
     RVar outer = laneDot.outer;
@@ -118,26 +124,42 @@ LaneDot blockDot(const std::string& name, const BlockWeight& w,
   RDom blocks(0, clampToInt(w.rowElements / w.blockElements), name + "_blocks");
   std::vector<Var> laneVars = {lane};
   laneVars.insert(laneVars.end(), v.begin(), v.end());
-  std::vector<Expr> terms;
-  for (int g = 0; g < w.blockElements / kBlockGroup; ++g)
-    terms.push_back(xAt(blocks.x * clampToInt(w.blockElements) + kBlockGroup * g + lane) *
-                    w.element(v[0], blocks.x, g, lane));
-  while (terms.size() > 1) {
-    std::vector<Expr> sums;
-    for (size_t i = 0; i + 1 < terms.size(); i += 2)
-      sums.push_back(terms[i] + terms[i + 1]);
-    if (terms.size() % 2)
-      sums.push_back(terms.back());
-    terms = std::move(sums);
+  // Each scaled run's sum of x * quant, times its scale once (plus its offset times the run's
+  // sum of x), instead of a scale product per element.
+  auto treeSum = [](std::vector<Expr> terms) {
+    while (terms.size() > 1) {
+      std::vector<Expr> sums;
+      for (size_t i = 0; i + 1 < terms.size(); i += 2)
+        sums.push_back(terms[i] + terms[i + 1]);
+      if (terms.size() % 2)
+        sums.push_back(terms.back());
+      terms = std::move(sums);
+    }
+    return terms[0];
+  };
+  std::vector<Expr> runs;
+  int groups = static_cast<int>(w.blockElements / kBlockGroup), perScale = groupsPerScale(w.type);
+  for (int first = 0; first < groups; first += perScale) {
+    std::vector<Expr> products, xs;
+    BlockTerm run;
+    for (int g = first; g < first + perScale; ++g) {
+      BlockTerm term = w.term(v[0], blocks.x, g, lane);
+      Expr x = xAt(blocks.x * clampToInt(w.blockElements) + kBlockGroup * g + lane);
+      products.push_back(x * term.quant);
+      xs.push_back(x);
+      run = term;
+    }
+    Expr value = run.scale * treeSum(products);
+    runs.push_back(run.offset.defined() ? value + run.offset * treeSum(xs) : value);
   }
   partial(laneVars) = 0.0f;
-  partial(laneVars) += terms[0];
+  partial(laneVars) += treeSum(runs);
   RDom lanes(0, kBlockGroup, name + "_lane");
   std::vector<Expr> laneAt = {lanes.x};
   laneAt.insert(laneAt.end(), v.begin(), v.end());
   dot(v) = 0.0f;
   dot(v) += partial(laneAt);
-  return {dot, partial, lane, RVar(blocks.x)};
+  return {dot, partial, lane, RVar(blocks.x), w.bytes};
 }
 
 // Reads x [K, rows...] at element k of the row at the result's coordinates v[1...], the row

@@ -47,6 +47,16 @@ constexpr int kBlockGroup = 16;
 Halide::Expr blockElement(ElementType type, const std::function<Halide::Expr(Halide::Expr)>& byteAt,
                           Halide::Expr blockBase, int group, Halide::Expr lane);
 
+// The same element as scale * quant (+ offset, where the type has one: Q4_1, Q5_1's mins, the
+// K-quants' scaled mins negated), scale and offset shared by groupsPerScale consecutive groups:
+// a dot product multiplies by the scale once per scaled run.
+struct BlockTerm {
+  Halide::Expr scale, quant, offset; // offset undefined where there is none
+};
+BlockTerm blockTerm(ElementType type, const std::function<Halide::Expr(Halide::Expr)>& byteAt,
+                    Halide::Expr blockBase, int group, Halide::Expr lane);
+int groupsPerScale(ElementType type);
+
 // A block-quantized weight operand: a UInt(8) ImageParam [row bytes, rows] of its stored rows
 // (a projection's [out, in] rows, or an embedding table's), each a whole number of blocks.
 struct BlockWeight {
@@ -56,8 +66,12 @@ struct BlockWeight {
   // Element 16 group + lane of block `block` of row `row` (clamped to the rows).
   Halide::Expr element(const Halide::Expr& row, const Halide::Expr& block, int group,
                        const Halide::Expr& lane) const;
+  BlockTerm term(const Halide::Expr& row, const Halide::Expr& block, int group,
+                 const Halide::Expr& lane) const;
   // Element k of row `row`, any k (a lookup, not a dot product's stream).
   Halide::Expr element(const Halide::Expr& row, const Halide::Expr& k) const;
+  // A reader of row `row`'s bytes (clamped to the rows).
+  std::function<Halide::Expr(Halide::Expr)> rowBytes(const Halide::Expr& row) const;
 };
 BlockWeight blockWeightParam(const Op& op, size_t i, const std::string& name);
 
