@@ -32,12 +32,22 @@ void verifyType(const TensorType& type, const Location& loc) {
   }
 }
 
+bool hasWholeBlockRows(const Op& weight, ElementType type) {
+  TensorType stored = storedWeightType(weight);
+  return stored.rank() == 2 && stored.isStatic() &&
+         stored.dims[1].staticValue() % codec::storageLayout(type).blockElements == 0;
+}
+
+bool decodesBlocks(const Op& user, size_t operandIndex, const Op& weight) {
+  bool permuted = weight.attr<Ints>("perm") != nullptr;
+  const int64_t* axis = user.attr<int64_t>("axis");
+  return (user.kind == OpKind::MatMul && operandIndex == 1 && permuted) ||
+         (user.kind == OpKind::GatedMlp && operandIndex >= 1 && permuted) ||
+         (user.kind == OpKind::Gather && operandIndex == 0 && !permuted && (!axis || *axis == 0));
+}
+
 namespace {
 
-// A block-quantized type (a GGUF's blocks) is a weight's only: a 2-D weight whose stored rows are
-// whole blocks, read by the kernels that decode blocks as they read them - a projection's or the
-// gated MLP's weight through permuted strides (each output a dot product over a stored row), or
-// an embedding table's rows.
 void verifyBlockQuantizedUse(const Op& op, size_t operandIndex) {
   const Value* operand = op.operands[operandIndex];
   ElementType type = operand->type.elementType;
@@ -47,12 +57,7 @@ void verifyBlockQuantizedUse(const Op& op, size_t operandIndex) {
   if (!weight || weight->kind != OpKind::Weight)
     throw UserError(op.loc, what + ": a " + std::string(elementTypeName(type)) +
                                 " tensor can only be a weight's");
-  bool permuted = weight->attr<Ints>("perm") != nullptr;
-  bool read = (op.kind == OpKind::MatMul && operandIndex == 1 && permuted) ||
-              (op.kind == OpKind::GatedMlp && operandIndex >= 1 && permuted) ||
-              (op.kind == OpKind::Gather && operandIndex == 0 && !permuted &&
-               (!op.attr<int64_t>("axis") || *op.attr<int64_t>("axis") == 0));
-  if (!read)
+  if (!decodesBlocks(op, operandIndex, *weight))
     throw UserError(op.loc, what + ": only a matmul's or gated_mlp's transposed weight, or a "
                                    "gather's table along axis 0, reads blocks");
 }
@@ -62,13 +67,11 @@ void verifyBlockQuantizedWeight(const Op& op) {
   if (op.kind != OpKind::Weight)
     throw UserError(op.loc, "'" + std::string(op.mnemonic()) + "' gives " + type.str() +
                                 ": a block-quantized type is a weight's only");
-  TensorType stored = storedWeightType(op);
-  int64_t block = codec::storageLayout(type.elementType).blockElements;
-  if (stored.rank() != 2 || !stored.dims[1].isStatic() || !stored.dims[0].isStatic() ||
-      stored.dims[1].staticValue() % block != 0)
-    throw UserError(op.loc, "weight stored as " + stored.str() +
-                                " must be 2-D with rows of whole blocks of " +
-                                std::to_string(block));
+  if (!hasWholeBlockRows(op, type.elementType))
+    throw UserError(op.loc,
+                    "weight stored as " + storedWeightType(op).str() +
+                        " must be 2-D with rows of whole blocks of " +
+                        std::to_string(codec::storageLayout(type.elementType).blockElements));
 }
 
 } // namespace

@@ -24,7 +24,7 @@
 /// operands.
 
 #include "ir/Builder.h"
-#include "ir/ElementCodec.h"
+#include "ir/Verifier.h"
 #include "passes/Pass.h"
 #include "passes/PatternMatch.h"
 
@@ -65,7 +65,7 @@ public:
       std::optional<ElementType> narrow = narrowType(tensor);
       bool ok = narrow && op->result()->type.elementType == ElementType::F32 &&
                 !outputs.count(op->result()) &&
-                (!isBlockQuantized(*narrow) || blocksFit(*op, *narrow));
+                (!isBlockQuantized(*narrow) || hasWholeBlockRows(*op, *narrow));
       for (const auto& [user, index] : users[op->result()])
         ok = ok && readsWidened(*user, index, *op, isBlockQuantized(*narrow));
       narrowable.emplace(tensor, true).first->second &= ok;
@@ -120,33 +120,17 @@ private:
   // Kernels that widen this operand (a weight op's) as they read it; blocks only along the
   // stored rows (the verifier's rule).
   static bool readsWidened(const Op& user, size_t index, const Op& weight, bool blocks) {
-    bool permuted = weight.attr<Ints>("perm") != nullptr;
-    switch (user.kind) {
-    case OpKind::MatMul:
-      return index == 1 && user.operands[0]->type.elementType == ElementType::F32 &&
-             (!blocks || permuted);
-    case OpKind::GatedMlp:
-      return index >= 1 && user.operands[0]->type.elementType == ElementType::F32 &&
-             (!blocks || permuted);
-    case OpKind::Gather:
-      return index == 0 && (!blocks || (!permuted && !user.attr<int64_t>("axis")) ||
-                            (!permuted && *user.attr<int64_t>("axis") == 0));
-    default:
-      return false;
-    }
+    bool f32 = user.operands[0]->type.elementType == ElementType::F32;
+    bool widens = (user.kind == OpKind::MatMul && index == 1 && f32) ||
+                  (user.kind == OpKind::GatedMlp && index >= 1 && f32) ||
+                  (user.kind == OpKind::Gather && index == 0);
+    return widens && (!blocks || decodesBlocks(user, index, weight));
   }
 
   static const std::string* weightName(const Value& value) {
     return value.definingOp && value.definingOp->kind == OpKind::Weight
                ? value.definingOp->attr<std::string>("name")
                : nullptr;
-  }
-
-  // A 2-D weight whose stored rows are whole blocks of `type`.
-  static bool blocksFit(const Op& weight, ElementType type) {
-    TensorType stored = storedWeightType(weight);
-    return stored.rank() == 2 && stored.isStatic() &&
-           stored.dims[1].staticValue() % codec::storageLayout(type).blockElements == 0;
   }
 };
 

@@ -144,6 +144,17 @@ private:
     }
     Halide::Type halide = halideType(type.elementType);
     int code = static_cast<int>(halide.code()), bits = halide.bits();
+    // A buffer of `dims` dims with the strides already stored in `capacities`.
+    auto fillStrided = [&](int bufferRank) {
+      llvm::FunctionCallee fill = module_->getOrInsertFunction(
+          "gemma_rt_buffer_strided", b_.getVoidTy(), i8p, i8p, i8p, b_.getInt32Ty(),
+          b_.getInt32Ty(), b_.getInt32Ty(), b_.getInt64Ty()->getPointerTo(),
+          b_.getInt64Ty()->getPointerTo());
+      b_.CreateCall(fill, {b_.CreateBitCast(buffer, i8p), b_.CreateBitCast(dims, i8p), host,
+                           b_.getInt32(code), b_.getInt32(bits), b_.getInt32(bufferRank), extents,
+                           capacities});
+      return b_.CreateBitCast(buffer, i8p);
+    };
     if (isBlockQuantized(type.elementType)) {
       // A weight's blocks: its stored rows as bytes, [rows, row bytes], as the kernels read them.
       TensorType stored = storedWeightType(*value->definingOp);
@@ -154,14 +165,7 @@ private:
         b_.CreateStore(b_.getInt64(strides[d]),
                        b_.CreateConstGEP1_64(b_.getInt64Ty(), capacities, d));
       }
-      llvm::FunctionCallee fill = module_->getOrInsertFunction(
-          "gemma_rt_buffer_strided", b_.getVoidTy(), i8p, i8p, i8p, b_.getInt32Ty(),
-          b_.getInt32Ty(), b_.getInt32Ty(), b_.getInt64Ty()->getPointerTo(),
-          b_.getInt64Ty()->getPointerTo());
-      b_.CreateCall(fill,
-                    {b_.CreateBitCast(buffer, i8p), b_.CreateBitCast(dims, i8p), host,
-                     b_.getInt32(code), b_.getInt32(bits), b_.getInt32(2), extents, capacities});
-      return b_.CreateBitCast(buffer, i8p);
+      return fillStrided(2);
     }
     if (hasPermutedStorage(*value)) {
       // A weight read through permuted strides, as its kernels were compiled for.
@@ -170,14 +174,7 @@ private:
         b_.CreateStore(
             b_.getInt64(strides[static_cast<size_t>(d)]),
             b_.CreateConstGEP1_64(b_.getInt64Ty(), capacities, static_cast<uint64_t>(d)));
-      llvm::FunctionCallee fill = module_->getOrInsertFunction(
-          "gemma_rt_buffer_strided", b_.getVoidTy(), i8p, i8p, i8p, b_.getInt32Ty(),
-          b_.getInt32Ty(), b_.getInt32Ty(), b_.getInt64Ty()->getPointerTo(),
-          b_.getInt64Ty()->getPointerTo());
-      b_.CreateCall(fill,
-                    {b_.CreateBitCast(buffer, i8p), b_.CreateBitCast(dims, i8p), host,
-                     b_.getInt32(code), b_.getInt32(bits), b_.getInt32(rank), extents, capacities});
-      return b_.CreateBitCast(buffer, i8p);
+      return fillStrided(rank);
     }
     llvm::FunctionCallee fill = module_->getOrInsertFunction(
         "gemma_rt_buffer", b_.getVoidTy(), i8p, i8p, i8p, b_.getInt32Ty(), b_.getInt32Ty(),
