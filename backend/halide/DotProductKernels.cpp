@@ -162,6 +162,79 @@ LaneDot blockDot(const std::string& name, const BlockWeight& w,
   return {dot, partial, lane, RVar(blocks.x), w.bytes};
 }
 
+// The same dot product for many rows (prefill): the weight rows of each panel decoded into f32
+// once per chunk of rows (decoded[g](lane, block, n), one Func per group of the block), and the
+// chunk's dot products read them from cache as an f32 weight's are read. Decoding in registers
+// for every block of rows (blockDot) would decode each weight once per kRowBlock rows; here once
+// per chunk.
+LaneDot panelDot(const std::string& name, const BlockWeight& w,
+                 const std::function<Expr(Expr)>& xAt, const std::vector<Var>& v,
+                 std::vector<Func>& decoded) {
+  Func partial(name + "_lanes"), dot(name);
+  Var lane("lane"), block("block"), n("n");
+  RDom blocks(0, clampToInt(w.rowElements / w.blockElements), name + "_blocks");
+  std::vector<Var> laneVars = {lane};
+  laneVars.insert(laneVars.end(), v.begin(), v.end());
+  int groups = static_cast<int>(w.blockElements / kBlockGroup);
+  std::vector<Expr> products;
+  for (int g = 0; g < groups; ++g) {
+    Func panel(name + "_decoded" + std::to_string(g));
+    panel(lane, block, n) = w.element(n, block, g, lane);
+    decoded.push_back(panel);
+    Expr x = xAt(blocks.x * clampToInt(w.blockElements) + kBlockGroup * g + lane);
+    products.push_back(x * panel(lane, blocks.x, v[0]));
+  }
+  Expr sum = products[0];
+  for (size_t i = 1; i < products.size(); ++i)
+    sum = sum + products[i];
+  partial(laneVars) = 0.0f;
+  partial(laneVars) += sum;
+  RDom lanes(0, kBlockGroup, name + "_lane");
+  std::vector<Expr> laneAt = {lanes.x};
+  laneAt.insert(laneAt.end(), v.begin(), v.end());
+  dot(v) = 0.0f;
+  dot(v) += partial(laneAt);
+  return {dot, partial, lane, RVar(blocks.x), std::nullopt};
+}
+
+// A block-quantized weight's dot products both ways: decoded in registers for one row (decode),
+// through decoded panels for many (prefill). value(v) picks by `rows`; the caller specializes its
+// output on oneRow, and Halide computes in each case only the Funcs that case reads.
+struct BlockDots {
+  LaneDot oneRow, manyRows;
+  std::vector<Func> decoded;
+  Expr isOneRow;
+  Expr value(const std::vector<Var>& v) const {
+    return select(isOneRow, oneRow.dot(v), manyRows.dot(v));
+  }
+};
+
+BlockDots blockDots(const std::string& name, const BlockWeight& w,
+                    const std::function<Expr(Expr)>& xAt, const std::vector<Var>& v,
+                    const Expr& rows) {
+  BlockDots dots;
+  dots.oneRow = blockDot(name, w, xAt, v);
+  dots.manyRows = panelDot(name + "_panel", w, xAt, v, dots.decoded);
+  dots.isOneRow = rows == 1;
+  return dots;
+}
+
+// Schedules out over the dot products (scheduleLaneDots), the decoded panels computed at each
+// panel of each chunk, and then out specialized for one row.
+void scheduleBlockDots(Func out, const std::vector<const BlockDots*>& dots,
+                       const std::vector<Var>& v, int64_t reductionLength, const Expr& rows) {
+  std::vector<LaneDot> laneDots;
+  for (const BlockDots* d : dots) {
+    laneDots.push_back(d->oneRow);
+    laneDots.push_back(d->manyRows);
+  }
+  scheduleLaneDots(out, laneDots, v, reductionLength, rows);
+  for (const BlockDots* d : dots)
+    for (Func panel : d->decoded)
+      panel.compute_at(out, Var("panel")).vectorize(panel.args()[0]);
+  out.specialize(dots.front()->isOneRow);
+}
+
 // Reads x [K, rows...] at element k of the row at the result's coordinates v[1...], the row
 // clamped (row blocks and chunks round up past the last row).
 std::function<Expr(Expr)> rowReader(const ImageParam& x, const std::vector<Var>& v) {
@@ -182,15 +255,18 @@ Kernel blockMatmul(const Op& op, TargetKind target) {
   BlockWeight w = blockWeightParam(op, 1, "b");
   k.inputs = {a, w.bytes};
   std::vector<Var> v = vars(op.result()->type.rank()); // v[0] = n, v[1] = m, then batch dims
-  LaneDot dot = blockDot("dot", w, rowReader(a, v), v);
+  // The operand's rows pick the way (a definition cannot read its own output's extent): a
+  // prompt's logits, which keep only the last row, go through the panels once per prompt.
+  Expr rows = a.dim(1).extent();
+  BlockDots dots = blockDots("dot", w, rowReader(a, v), v, rows);
   k.output = Func("out");
-  Expr value = dot.dot(v);
+  Expr value = dots.value(v);
   if (const double* softcap = op.attr<double>("softcap"); softcap && *softcap > 0) {
     float c = static_cast<float>(*softcap);
     value = vectorTanh(value / c) * c;
   }
   k.output(v) = cast(halideType(op.result()->type.elementType), value);
-  scheduleLaneDots(k.output, {dot}, v, w.rowElements, k.output.output_buffer().dim(1).extent());
+  scheduleBlockDots(k.output, {&dots}, v, w.rowElements, rows);
   (void)target;
   return k;
 }
@@ -206,27 +282,26 @@ Kernel blockGatedMlp(const Op& op, TargetKind target) {
   k.inputs = {x, gate.bytes, up.bytes, down.bytes};
   std::vector<Var> v = vars(op.result()->type.rank());
   bool tanhApproximation = *op.attr<std::string>("activation") == "gelu_tanh";
+  bool hasRows = v.size() > 1;
+  Expr rows = hasRows ? x.dim(1).extent() : Expr(1);
   Var i("i");
   std::vector<Var> iRows = {i};
   iRows.insert(iRows.end(), v.begin() + 1, v.end());
-  LaneDot gateDot = blockDot("gate_dot", gate, rowReader(x, iRows), iRows);
-  LaneDot upDot = blockDot("up_dot", up, rowReader(x, iRows), iRows);
+  BlockDots gateDots = blockDots("gate_dot", gate, rowReader(x, iRows), iRows, rows);
+  BlockDots upDots = blockDots("up_dot", up, rowReader(x, iRows), iRows, rows);
   Func gatedRows("gated_rows");
-  gatedRows(iRows) = gelu(gateDot.dot(iRows), tanhApproximation) * upDot.dot(iRows);
+  gatedRows(iRows) = gelu(gateDots.value(iRows), tanhApproximation) * upDots.value(iRows);
   auto gatedAt = [&](Expr feature) {
     std::vector<Expr> at = {std::move(feature)};
     at.insert(at.end(), v.begin() + 1, v.end());
     return Expr(gatedRows(at));
   };
-  LaneDot downDot = blockDot("down_dot", down, gatedAt, v);
+  BlockDots downDots = blockDots("down_dot", down, gatedAt, v, rows);
   k.output = Func("out");
-  k.output(v) = cast(halideType(op.result()->type.elementType), downDot.dot(v));
+  k.output(v) = cast(halideType(op.result()->type.elementType), downDots.value(v));
   gatedRows.compute_root();
-  bool hasRows = v.size() > 1;
-  scheduleLaneDots(gatedRows, {gateDot, upDot}, iRows, gate.rowElements,
-                   hasRows ? x.dim(1).extent() : Expr(1));
-  scheduleLaneDots(k.output, {downDot}, v, down.rowElements,
-                   hasRows ? k.output.output_buffer().dim(1).extent() : Expr(1));
+  scheduleBlockDots(gatedRows, {&gateDots, &upDots}, iRows, gate.rowElements, rows);
+  scheduleBlockDots(k.output, {&downDots}, v, down.rowElements, rows);
   (void)target;
   return k;
 }

@@ -49,8 +49,15 @@ rm -f "$work/llama.json"
 if [ -n "$peer" ]; then
   llama_bin="$(bash "$root/scripts/build-llama-cpp.sh" | tail -n 1)"
   echo "== llama-bench -t 2 -p $prompt_tokens -n $new_tokens (llama.cpp $llama_bin)"
-  "$llama_bin/llama-bench" -m "$gguf" -t 2 -p "$prompt_tokens" -n "$new_tokens" -o json \
-    > "$work/llama.json"
+  # On a CPU that reports AMX (Sapphire Rapids and later) llama.cpp's AMX weight repacking
+  # crashes in ggml_backend_amx_mul_mat (seen under a hypervisor); then it runs again without its
+  # repacked weight buffers (--repack 0), as its plain AVX-512 kernels, and says so.
+  if ! "$llama_bin/llama-bench" -m "$gguf" -t 2 -p "$prompt_tokens" -n "$new_tokens" -o json \
+    > "$work/llama.json" 2> "$work/llama.err"; then
+    echo "llama-bench failed ($(tail -n 1 "$work/llama.err")); again with --repack 0"
+    "$llama_bin/llama-bench" -m "$gguf" -t 2 -p "$prompt_tokens" -n "$new_tokens" -o json \
+      --repack 0 > "$work/llama.json"
+  fi
 fi
 
 python3 - "$gguf" "$work" "$out/gemma.weights" <<'PY'
