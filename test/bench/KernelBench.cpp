@@ -6,6 +6,7 @@
 //   build/test/gemma_kernel_bench [--benchmark_filter=REGEX]
 #include "backend/Target.h"
 #include "backend/halide/Kernels.h"
+#include "ir/ElementCodec.h"
 #include "ir/Parser.h"
 
 #include <Halide.h>
@@ -163,6 +164,70 @@ BENCHMARK(Attention)
     ->Args({512, 512})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+// A projection whose weight is in GGUF blocks, as the real Gemma 3 270M's are: 640 -> 2048
+// (gate/up, Q5_0), 2048 -> 640 (down, Q4_K/Q6_K), and the 640 -> 262144 Q8_0 logits' shape cut
+// to 16384 rows. Random quants; each block's f16 scales (and mins) a small positive number, so
+// that no value is inf or NaN. bytes_per_second counts the blocks read.
+void blockProjectionBench(benchmark::State& state, ElementType type, int64_t in, int64_t out) {
+  int rows = static_cast<int>(state.range(0));
+  std::string name(elementTypeName(type));
+  std::string text = "graph @g(%x: f32[1,seq," + std::to_string(in) + "]) {\n" +
+                     weightDecl("w", in, out, name) + "  %0 = matmul(%x, %w) : f32[1,seq," +
+                     std::to_string(out) + "]\n  return %0\n}\n";
+  auto graph = parseGraph(text);
+  const Op& op = *graph->ops.back();
+  TargetKind target = hostTargetKind();
+  Kernel kernel = buildKernel(op, target);
+  codec::StorageLayout layout = codec::storageLayout(type);
+  int64_t rowBytes = codec::storageBytes(type, in);
+  Halide::Buffer<uint8_t> weight(static_cast<int>(rowBytes), static_cast<int>(out));
+  std::mt19937 rng(5);
+  for (uint8_t& b : weight)
+    b = static_cast<uint8_t>(rng());
+  std::vector<int> halves = {0}; // where ggml-common.h's blocks keep their f16 scales
+  if (type == ElementType::Q4_K || type == ElementType::Q5_K || type == ElementType::Q4_1 ||
+      type == ElementType::Q5_1)
+    halves = {0, 2};
+  if (type == ElementType::Q6_K)
+    halves = {208};
+  uint8_t* bytes = weight.data();
+  for (int64_t block = 0; block < rowBytes * out / layout.blockBytes; ++block)
+    for (int offset : halves) {
+      bytes[block * layout.blockBytes + offset] = 0x00; // f16 0x2000: 2^-7
+      bytes[block * layout.blockBytes + offset + 1] = 0x20;
+    }
+  Halide::Buffer<float> x(static_cast<int>(in), rows, 1), result(static_cast<int>(out), rows, 1);
+  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+  for (float& v : x)
+    v = value(rng);
+  kernel.inputs[0].set(x);
+  kernel.inputs[1].set(weight);
+  kernel.output.compile_jit(halideTarget(target));
+  for (auto _ : state)
+    kernel.output.realize(result);
+  report(state, static_cast<double>(rowBytes * out), 2.0 * static_cast<double>(in * out) * rows);
+}
+void BlockQ8_0Logits(benchmark::State& state) {
+  blockProjectionBench(state, ElementType::Q8_0, 640, 16384);
+}
+void BlockQ5_0Up(benchmark::State& state) {
+  blockProjectionBench(state, ElementType::Q5_0, 640, 2048);
+}
+void BlockQ4_0Up(benchmark::State& state) {
+  blockProjectionBench(state, ElementType::Q4_0, 640, 2048);
+}
+void BlockQ4_KDown(benchmark::State& state) {
+  blockProjectionBench(state, ElementType::Q4_K, 2048, 640);
+}
+void BlockQ6_KDown(benchmark::State& state) {
+  blockProjectionBench(state, ElementType::Q6_K, 2048, 640);
+}
+BENCHMARK(BlockQ8_0Logits)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BlockQ5_0Up)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BlockQ4_0Up)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BlockQ4_KDown)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BlockQ6_KDown)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 } // namespace
 } // namespace gemma
