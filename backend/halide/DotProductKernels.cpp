@@ -114,16 +114,30 @@ void scheduleDotProducts(Func out, const std::vector<std::pair<Func, RDom>>& dot
   scheduleLaneDots(out, laneDots, v, reductionLength, rows);
 }
 
+// A block dot product's two reductions: partial(lane, v...) sums `term` (its lanes' share of
+// one block) over the blocks, then dot(v) sums the kBlockGroup lanes.
+LaneDot laneSums(const std::string& name, const Expr& term, const Var& lane, const RDom& blocks,
+                 const std::vector<Var>& v, std::optional<ImageParam> streamed) {
+  Func partial(name + "_lanes"), dot(name);
+  std::vector<Var> laneVars = {lane};
+  laneVars.insert(laneVars.end(), v.begin(), v.end());
+  partial(laneVars) = 0.0f;
+  partial(laneVars) += term;
+  RDom lanes(0, kBlockGroup, name + "_lane");
+  std::vector<Expr> laneAt = {lanes.x};
+  laneAt.insert(laneAt.end(), v.begin(), v.end());
+  dot(v) = 0.0f;
+  dot(v) += partial(laneAt);
+  return {dot, partial, lane, RVar(blocks.x), std::move(streamed)};
+}
+
 // dot(v) = sum over k of x(k) * w(v[0], k) for a block-quantized weight w, in vector lanes of
 // kBlockGroup: each step of the reduction one block, its groups decoded in registers and their
 // products summed as a balanced tree (short dependency chains), then added to the lanes.
 LaneDot blockDot(const std::string& name, const BlockWeight& w,
                  const std::function<Expr(Expr)>& xAt, const std::vector<Var>& v) {
-  Func partial(name + "_lanes"), dot(name);
   Var lane("lane");
   RDom blocks(0, clampToInt(w.rowElements / w.blockElements), name + "_blocks");
-  std::vector<Var> laneVars = {lane};
-  laneVars.insert(laneVars.end(), v.begin(), v.end());
   // Each scaled run's sum of x * quant, times its scale once (plus its offset times the run's
   // sum of x), instead of a scale product per element.
   auto treeSum = [](std::vector<Expr> terms) {
@@ -152,14 +166,7 @@ LaneDot blockDot(const std::string& name, const BlockWeight& w,
     Expr value = run.scale * treeSum(products);
     runs.push_back(run.offset.defined() ? value + run.offset * treeSum(xs) : value);
   }
-  partial(laneVars) = 0.0f;
-  partial(laneVars) += treeSum(runs);
-  RDom lanes(0, kBlockGroup, name + "_lane");
-  std::vector<Expr> laneAt = {lanes.x};
-  laneAt.insert(laneAt.end(), v.begin(), v.end());
-  dot(v) = 0.0f;
-  dot(v) += partial(laneAt);
-  return {dot, partial, lane, RVar(blocks.x), w.bytes};
+  return laneSums(name, treeSum(runs), lane, blocks, v, w.bytes);
 }
 
 // The same dot product for many rows (prefill): the weight rows of each panel decoded into f32
@@ -170,11 +177,8 @@ LaneDot blockDot(const std::string& name, const BlockWeight& w,
 LaneDot panelDot(const std::string& name, const BlockWeight& w,
                  const std::function<Expr(Expr)>& xAt, const std::vector<Var>& v,
                  std::vector<Func>& decoded) {
-  Func partial(name + "_lanes"), dot(name);
   Var lane("lane"), block("block"), n("n");
   RDom blocks(0, clampToInt(w.rowElements / w.blockElements), name + "_blocks");
-  std::vector<Var> laneVars = {lane};
-  laneVars.insert(laneVars.end(), v.begin(), v.end());
   int groups = static_cast<int>(w.blockElements / kBlockGroup);
   std::vector<Expr> products;
   for (int g = 0; g < groups; ++g) {
@@ -187,14 +191,7 @@ LaneDot panelDot(const std::string& name, const BlockWeight& w,
   Expr sum = products[0];
   for (size_t i = 1; i < products.size(); ++i)
     sum = sum + products[i];
-  partial(laneVars) = 0.0f;
-  partial(laneVars) += sum;
-  RDom lanes(0, kBlockGroup, name + "_lane");
-  std::vector<Expr> laneAt = {lanes.x};
-  laneAt.insert(laneAt.end(), v.begin(), v.end());
-  dot(v) = 0.0f;
-  dot(v) += partial(laneAt);
-  return {dot, partial, lane, RVar(blocks.x), std::nullopt};
+  return laneSums(name, sum, lane, blocks, v, std::nullopt);
 }
 
 // A block-quantized weight's dot products both ways: decoded in registers for one row (decode),

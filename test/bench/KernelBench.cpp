@@ -171,11 +171,7 @@ BENCHMARK(Attention)
 // that no value is inf or NaN. bytes_per_second counts the blocks read.
 void blockProjectionBench(benchmark::State& state, ElementType type, int64_t in, int64_t out) {
   int rows = static_cast<int>(state.range(0));
-  std::string name(elementTypeName(type));
-  std::string text = "graph @g(%x: f32[1,seq," + std::to_string(in) + "]) {\n" +
-                     weightDecl("w", in, out, name) + "  %0 = matmul(%x, %w) : f32[1,seq," +
-                     std::to_string(out) + "]\n  return %0\n}\n";
-  auto graph = parseGraph(text);
+  auto graph = parseGraph(projection(in, out, std::string(elementTypeName(type))));
   const Op& op = *graph->ops.back();
   TargetKind target = hostTargetKind();
   Kernel kernel = buildKernel(op, target);
