@@ -99,23 +99,49 @@ Kernel attention(const Op& op, TargetKind target) {
   hiddenKey(t, s, b) = cast<uint8_t>(masked);
   score = select(hiddenKey(t, s, b) != 0, hidden, score);
   scores(t, s, n, b) = score;
-  RDom rt(0, keys);
-  Func rowMax("row_max"), weights("weights"), rowSum("row_sum");
-  rowMax(s, n, b) = maximum(scores(rt, s, n, b));
+  RDom rt(0, keys, "rt");
+  if (causal) {
+    // Only the keys a query can see are scored: t in [from, query - first], the ones that exist
+    // (at >= 0), not after the query, and inside its window. Halide 14 turns these predicates
+    // into the reductions' loop bounds and the scores' bounds follow, so a first prompt of 512
+    // tokens over a sliding layer's 512-row ring scores 256 keys a query on average, not 1024.
+    // Within the range the masks above still hide padding.
+    Expr from = -first;
+    if (window && *window > 0)
+      from = max(from, query - static_cast<int>(*window) + 1 - first);
+    rt.where(rt.x >= from);
+    rt.where(rt.x <= query - first);
+  }
+  Func rowMax("row_max"), weights("weights"), rowSum("row_sum"), weighted("weighted");
+  rowMax(s, n, b) = Float(32).min(); // -inf, as a row masked everywhere by -inf leaves it
+  rowMax(s, n, b) = max(rowMax(s, n, b), scores(rt, s, n, b));
   weights(t, s, n, b) = exp(scores(t, s, n, b) - rowMax(s, n, b));
-  rowSum(s, n, b) = sum(weights(rt, s, n, b));
+  rowSum(s, n, b) = 0.0f;
+  rowSum(s, n, b) += weights(rt, s, n, b);
+  weighted(h, s, n, b) = 0.0f;
+  weighted(h, s, n, b) += weights(rt, s, n, b) * valueRows(h, rt, n / groups, b);
+  // A query that sees no key (left padding: every key up to it hidden) gets, as from
+  // transformers' additive mask, equal weights on every key of the kernel's range: the values'
+  // mean. Summed only for such a query (the predicate), so the range above stays the cost.
+  Expr seesNoKey = rowMax(s, n, b) == hidden;
+  RDom rall(0, keys, "rall");
+  if (causal)
+    rall.where(seesNoKey);
+  Func allValues("all_values");
+  allValues(h, s, n, b) = 0.0f;
+  allValues(h, s, n, b) += valueRows(h, rall, n / groups, b);
+  Expr attended = weighted(h, s, n, b) / rowSum(s, n, b);
+  if (causal)
+    attended = select(seesNoKey, allValues(h, s, n, b) / cast<float>(keys), attended);
   Func context("context");
   const bool* nanWeightsToZero = op.attr<bool>("nan_weights_to_zero");
   if (nanWeightsToZero && *nanWeightsToZero) {
     // The guard of torch's SDPA export: a row masked everywhere (its largest score -inf) has NaN
     // weights, which become 0. Tested on the bits: Halide's float math assumes no NaNs or infs.
     Expr maskedEverywhere = reinterpret<uint32_t>(rowMax(s, n, b)) == Expr(0xff800000u);
-    context(h, s, n, b) =
-        select(maskedEverywhere, 0.0f,
-               sum(weights(rt, s, n, b) * valueRows(h, rt, n / groups, b)) / rowSum(s, n, b));
+    context(h, s, n, b) = select(maskedEverywhere, 0.0f, attended);
   } else {
-    context(h, s, n, b) =
-        sum(weights(rt, s, n, b) * valueRows(h, rt, n / groups, b)) / rowSum(s, n, b);
+    context(h, s, n, b) = attended;
   }
   k.output = Func("out");
   k.output(h, s, n, b) = cast(halideType(op.result()->type.elementType), context(h, s, n, b));
@@ -133,7 +159,7 @@ Kernel attention(const Op& op, TargetKind target) {
   Var lane("lane"), tile("key_tile"), key_("key");
   dots.update().split(rh.x, outer, inner, lanes, TailStrategy::GuardWithIf);
   Func partial = dots.update().rfactor(inner, lane);
-  dots.compute_at(k.output, s).bound_extent(t, (keys + lanes - 1) / lanes * lanes);
+  dots.compute_at(k.output, s);
   partial.compute_at(k.output, s).reorder_storage(lane, t, s, n, b).vectorize(lane);
   partial.update()
       .split(t, tile, key_, kKeyTile, TailStrategy::GuardWithIf)
@@ -142,6 +168,10 @@ Kernel attention(const Op& op, TargetKind target) {
       .unroll(key_);
   for (Func f : {rowMax, rowSum})
     f.compute_at(k.output, s);
+  weighted.compute_at(k.output, s).vectorize(h, lanes, TailStrategy::GuardWithIf);
+  weighted.update().vectorize(h, lanes, TailStrategy::GuardWithIf);
+  allValues.compute_at(k.output, s).vectorize(h, lanes, TailStrategy::GuardWithIf);
+  allValues.update().vectorize(h, lanes, TailStrategy::GuardWithIf);
   return k;
 }
 

@@ -212,6 +212,35 @@ TEST(Kernels, AttentionGQAWithMaskSoftcapWindow) {
   EXPECT_LE(compareKernel(capped, {{1, 2, 2, 8}, {1, 1, 9, 8}, {1, 1, 9, 8}}), 1e-5);
 }
 
+// Causal attention with a key mask, as Gemma's layers run it: a chunk of queries after a past
+// and a whole first prompt, with and without a sliding window. The kernel scores only the keys
+// each query can see; the interpreter scores all and masks. Batch 1 is left-padded after a past,
+// and has holes in its mask in a first prompt (a query masked everywhere is padding, whose output
+// is unspecified, so none is here).
+TEST(Kernels, CausalAttentionScoresOnlyTheVisibleKeys) {
+  const int64_t total = 9;
+  for (const char* window : {"", ", window = 4"})
+    for (int64_t seq : {int64_t{3}, total}) {
+      std::string text =
+          std::string("graph @g(%q: f32[batch,4,seq,8], %k: f32[batch,2,total,8], %v: "
+                      "f32[batch,2,total,8], %m: i64[batch,total]) {\n"
+                      "  %0 = attention(%q, %k, %v, %m) {causal = true, head_dim = 8, num_heads = "
+                      "4, num_kv_heads = 2, scale = 0.35") +
+          window + "} : f32[batch,4,seq,8]\n  return %0\n}\n";
+      auto mask = [&](std::vector<Tensor>& inputs) {
+        for (int64_t t = 0; t < total; ++t) {
+          bool hidden = seq < total ? t < 2 : t == 1 || t == 4;
+          inputs[3].data[static_cast<size_t>(t)] = 1;
+          inputs[3].data[static_cast<size_t>(total + t)] = hidden ? 0 : 1;
+        }
+      };
+      EXPECT_LE(compareKernel(
+                    text, {{2, 4, seq, 8}, {2, 2, total, 8}, {2, 2, total, 8}, {2, total}}, mask),
+                1e-5)
+          << window << " seq " << seq;
+    }
+}
+
 // torch's SDPA export zeroes the NaN weights of a query row masked everywhere (its bias all -inf):
 // with nan_weights_to_zero that row's output is 0 in kernel and interpreter alike; without, NaN.
 TEST(Kernels, AttentionRowMaskedEverywhere) {
