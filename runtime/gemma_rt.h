@@ -23,7 +23,8 @@ void gemma_rt_buffer_strided(halide_buffer_t* buffer, halide_dimension_t* dims, 
                              const int64_t* strides);
 
 /* Narrows `buffer` (as filled above) to the last `rows` positions of its Halide dim `dim`, so
- * that a kernel writing it computes only those: rows <= 0 or >= the extent leaves it whole. */
+ * that a kernel writing it computes only those: rows <= 0 or >= the extent leaves it whole. The
+ * kept rows are addressed from 0: a call narrows the rows it reads and writes alike. */
 void gemma_rt_keep_last_rows(halide_buffer_t* buffer, int32_t dim, int64_t rows);
 
 #ifdef __cplusplus

@@ -29,9 +29,9 @@ void gemma_rt_keep_last_rows(halide_buffer_t* buffer, int32_t dim, int64_t rows)
   if (rows <= 0 || rows >= d->extent)
     return;
   int32_t skipped = d->extent - (int32_t)rows;
-  /* host addresses the element at the dims' mins */
+  /* The kept rows are addressed from 0, as every operand and result of the call narrowed alike
+     is (the kernels' inputs are constrained to min 0); host addresses the element at the mins. */
   buffer->host += (int64_t)skipped * d->stride * ((buffer->type.bits + 7) / 8);
-  d->min += skipped;
   d->extent = (int32_t)rows;
 }
 

@@ -280,13 +280,27 @@ private:
     buffers.push_back(describe(result, host_[result]));
     if (headRows_.count(result)) {
       // The head's kernels compute the rows the caller wants (last_rows; 0: all) of a
-      // [batch, seq, ...] result: the logits of the last token alone when generating.
+      // [batch, seq, ...] result: the logits of the last token alone when generating. The rows
+      // operand is narrowed with it (the matmul's activations, an elementwise op's input), so
+      // that a kernel sees as many rows as it computes: a block matmul picks its one-row way by
+      // its operand's rows.
       auto* i8p = b_.getInt8PtrTy();
       llvm::FunctionCallee keep = module_->getOrInsertFunction(
           "gemma_rt_keep_last_rows", b_.getVoidTy(), i8p, b_.getInt32Ty(), b_.getInt64Ty());
+      bool rowWise = op.kind == OpKind::MatMul || opCategory(op.kind) == OpCategory::Elementwise;
+      for (size_t i = 0; i < op.operands.size() && rowWise; ++i)
+        if (sameRows(op.operands[i]->type, result->type))
+          b_.CreateCall(keep, {buffers[i], b_.getInt32(1), lastRows_});
       b_.CreateCall(keep, {buffers.back(), b_.getInt32(1), lastRows_});
     }
     callKernel(op, buffers);
+  }
+
+  // Whether an operand has the result's [batch..., seq] rows (its last dim aside).
+  static bool sameRows(const TensorType& operand, const TensorType& result) {
+    if (operand.rank() != result.rank() || result.rank() < 2)
+      return false;
+    return std::equal(operand.dims.begin(), operand.dims.end() - 1, result.dims.begin());
   }
 
   // The head's result and the chain of row-wise ops that makes it (the matmul of the logits, then
