@@ -17,9 +17,10 @@ struct LaneDot {
   Func dot, partial;
   Var lane;
   RVar outer;
-  // A block-quantized weight's bytes, prefetched a few panels ahead: a Q8_0 row of 640 is only
-  // 680 bytes, too short a stream for the hardware prefetcher to learn before it ends.
-  std::optional<ImageParam> streamed;
+  // (No software prefetch of the weight rows: a panel's rows are contiguous, and so are a task's
+  // panels, a stream the hardware prefetchers follow. Prefetching them two panels ahead with
+  // Halide's prefetch, which emits prefetchnta, cost the real 270M's decode 21 against 27-28
+  // tokens/s without it on an Intel Xeon: the Q8_0 logits' 168 MB then went at 5.6 GB/s.)
 };
 
 // A dot product over RDom r (along a contiguous weight row) split into lanes by rfactor.
@@ -28,7 +29,7 @@ LaneDot rfactorLanes(Func dot, const RDom& r, int lanes) {
   Var lane("lane");
   dot.update().split(r.x, outer, inner, lanes, TailStrategy::GuardWithIf);
   Func partial = dot.update().rfactor(inner, lane);
-  return {dot, partial, lane, outer, std::nullopt};
+  return {dot, partial, lane, outer};
 }
 
 // Schedules out(v) = f(dots(v)...), each dot(v) a LaneDot over a contiguous weight row (of
@@ -42,7 +43,7 @@ LaneDot rfactorLanes(Func dot, const RDom& r, int lanes) {
 // the last output or row must be clamped by the definition (panels and blocks round up).
 void scheduleLaneDots(Func out, const std::vector<LaneDot>& dots, const std::vector<Var>& v,
                       int64_t reductionLength, const Expr& rows) {
-  constexpr int kPanel = 4, kRowBlock = 4, kPanelsPerTask = 16, kPrefetchPanels = 2;
+  constexpr int kPanel = 4, kRowBlock = 4, kPanelsPerTask = 16;
   // Rows in chunks whose activations (kChunkBytes of f32, half of L2) stay in cache while every
   // panel of a task reads them: 64 rows of gemma-2b's 2048 features, 16 of its MLP's 16384.
   // (KernelBench's GatedMlp/512: 0.25 MiB 119, 0.5 MiB 138, 1 MiB 156, 2 MiB 138 GFLOP/s.)
@@ -70,8 +71,6 @@ void scheduleLaneDots(Func out, const std::vector<LaneDot>& dots, const std::vec
   order.insert(order.end(), v.begin() + std::min<size_t>(v.size(), 2), v.end());
   out.reorder(order);
   for (const LaneDot& laneDot : dots) {
-    if (laneDot.streamed)
-      out.prefetch(*laneDot.streamed, panel, panel, kPrefetchPanels);
     Func dot = laneDot.dot, partial = laneDot.partial;
     Var lane = laneDot.lane;
     RVar outer = laneDot.outer;
@@ -117,7 +116,7 @@ void scheduleDotProducts(Func out, const std::vector<std::pair<Func, RDom>>& dot
 // A block dot product's two reductions: partial(lane, v...) sums `term` (its lanes' share of
 // one block) over the blocks, then dot(v) sums the kBlockGroup lanes.
 LaneDot laneSums(const std::string& name, const Expr& term, const Var& lane, const RDom& blocks,
-                 const std::vector<Var>& v, std::optional<ImageParam> streamed) {
+                 const std::vector<Var>& v) {
   Func partial(name + "_lanes"), dot(name);
   std::vector<Var> laneVars = {lane};
   laneVars.insert(laneVars.end(), v.begin(), v.end());
@@ -128,7 +127,7 @@ LaneDot laneSums(const std::string& name, const Expr& term, const Var& lane, con
   laneAt.insert(laneAt.end(), v.begin(), v.end());
   dot(v) = 0.0f;
   dot(v) += partial(laneAt);
-  return {dot, partial, lane, RVar(blocks.x), std::move(streamed)};
+  return {dot, partial, lane, RVar(blocks.x)};
 }
 
 // dot(v) = sum over k of x(k) * w(v[0], k) for a block-quantized weight w, in vector lanes of
@@ -166,7 +165,7 @@ LaneDot blockDot(const std::string& name, const BlockWeight& w,
     Expr value = run.scale * treeSum(products);
     runs.push_back(run.offset.defined() ? value + run.offset * treeSum(xs) : value);
   }
-  return laneSums(name, treeSum(runs), lane, blocks, v, w.bytes);
+  return laneSums(name, treeSum(runs), lane, blocks, v);
 }
 
 // The same dot product for many rows (prefill): the weight rows of each panel decoded into f32
@@ -191,7 +190,7 @@ LaneDot panelDot(const std::string& name, const BlockWeight& w,
   Expr sum = products[0];
   for (size_t i = 1; i < products.size(); ++i)
     sum = sum + products[i];
-  return laneSums(name, sum, lane, blocks, v, std::nullopt);
+  return laneSums(name, sum, lane, blocks, v);
 }
 
 // A block-quantized weight's dot products both ways: decoded in registers for one row (decode),
