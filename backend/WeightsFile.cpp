@@ -93,6 +93,35 @@ void writeDequantized(DataWriter& out, const TensorView& view, ElementType type)
   }
 }
 
+// An f32 (or f16, bf16, or another block type's) checkpoint tensor quantized to blocks
+// (--weights-dtype q8_0|q4_0|q4_k), a row at a time, as llama.cpp's reference quantizer does.
+void writeQuantized(DataWriter& out, const TensorView& view, ElementType type,
+                    const std::string& name) {
+  int64_t row = view.shape.empty() ? 1 : view.shape.back();
+  int64_t sourceRowBytes = codec::storageBytes(view.elementType, row);
+  int64_t rowBytes = codec::storageBytes(type, row);
+  if (sourceRowBytes == 0)
+    return;
+  int64_t rows = static_cast<int64_t>(view.bytes) / sourceRowBytes;
+  std::vector<float> values(static_cast<size_t>(row));
+  std::vector<uint8_t> blocks(static_cast<size_t>(rowBytes));
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* source = view.data + r * sourceRowBytes;
+    if (isBlockQuantized(view.elementType))
+      dequantizeBlocks(ggmlTypeOf(view.elementType), source, row, values.data());
+    else
+      for (int64_t i = 0; i < row; ++i)
+        values[static_cast<size_t>(i)] = static_cast<float>(
+            codec::decodeElement(view.elementType, source + i * elementSize(view.elementType)));
+    if (!quantizeBlocks(ggmlTypeOf(type), values.data(), row, blocks.data()))
+      throw UserError(Location::named(name),
+                      "row " + std::to_string(r) + " cannot be stored as " +
+                          std::string(elementTypeName(type)) +
+                          ": a value is not finite, or a block's scale is beyond f16's range");
+    out.write(blocks.data(), blocks.size());
+  }
+}
+
 std::vector<int64_t> storedShape(const Op& weight) {
   std::vector<int64_t> shape;
   for (const Dim& d : storedWeightType(weight).dims)
@@ -118,6 +147,7 @@ int64_t writeWeightsFile(const Graph& graph, const WeightStore& weights, const s
   header["__metadata__"] = {
       {"format", kFormat}, {"model_hash", modelHash(graph)}, {"data_xxh3", placeholder}};
   struct Placed {
+    std::string name;
     const TensorView* view;
     ElementType stored;
     uint64_t offset, bytes;
@@ -130,12 +160,15 @@ int64_t writeWeightsFile(const Graph& graph, const WeightStore& weights, const s
     if (!view || !safetensorsDtypeName(view->elementType))
       throw UserError(Location::named(name), "weight is not in the checkpoint as a float tensor");
     // The graph's type: the checkpoint's, or narrower (narrow-weights converts f32 here), or
-    // a quantized checkpoint's blocks dequantized (to f32, or on to bf16 or f16).
+    // a quantized checkpoint's blocks dequantized (to f32, or on to bf16 or f16), or any float
+    // or block tensor quantized to the blocks --weights-dtype names.
     ElementType stored = op->result()->type.elementType;
     bool source = view->elementType == ElementType::F32 || isBlockQuantized(view->elementType);
-    if (stored != view->elementType &&
-        !(source && (stored == ElementType::F32 || stored == ElementType::BF16 ||
-                     stored == ElementType::F16)))
+    bool narrows = source && (stored == ElementType::F32 || stored == ElementType::BF16 ||
+                              stored == ElementType::F16);
+    bool quantized = isBlockQuantized(stored) && quantizes(ggmlTypeOf(stored)) &&
+                     (isFloat(view->elementType) || isBlockQuantized(view->elementType));
+    if (stored != view->elementType && !narrows && !quantized)
       throw UserError(Location::named(name), std::string("weight is ") +
                                                  safetensorsDtypeName(view->elementType) +
                                                  " in the checkpoint and cannot be stored as " +
@@ -148,7 +181,7 @@ int64_t writeWeightsFile(const Graph& graph, const WeightStore& weights, const s
                     {"shape", view->shape},
                     {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
-    views.push_back({view, stored, offset - bytes, bytes});
+    views.push_back({name, view, stored, offset - bytes, bytes});
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' '); // keep the data section 8-byte aligned
@@ -163,9 +196,11 @@ int64_t writeWeightsFile(const Graph& graph, const WeightStore& weights, const s
                                                                        XXH3_freeState);
   XXH3_64bits_reset(hash.get());
   DataWriter data{file, hash.get()};
-  for (const auto& [view, stored, at, bytes] : views) {
+  for (const auto& [name, view, stored, at, bytes] : views) {
     if (stored == view->elementType)
       data.write(view->data, view->bytes);
+    else if (isBlockQuantized(stored))
+      writeQuantized(data, *view, stored, name);
     else if (isBlockQuantized(view->elementType))
       writeDequantized(data, *view, stored);
     else

@@ -147,4 +147,12 @@ std::vector<float> dequantizeTensor(const GgufTensor& tensor, const std::string&
 // The same for `count` elements of `type` at `data` (count a multiple of the block).
 void dequantizeBlocks(uint32_t type, const uint8_t* data, int64_t count, float* out);
 
+// The types gemmac quantizes f32 weights to (--weights-dtype): Q8_0, Q4_0 and Q4_K.
+bool quantizes(uint32_t type);
+// Encodes `count` f32 values (whole blocks) as blocks of such a type, byte for byte as llama.cpp's
+// reference quantizer (quantize_row_*_ref, what llama-quantize runs without an importance matrix)
+// encodes them. False where a value is not finite or a block's f16 scale overflows (the blocks
+// would not decode to the values).
+bool quantizeBlocks(uint32_t type, const float* values, int64_t count, uint8_t* out);
+
 } // namespace gemma

@@ -11,6 +11,10 @@
 ///     %w = weight() {name = "q_proj.weight", perm = [1, 0]} : bf16[D,N]
 ///     %y = matmul(%x, %w) : f32[1,seq,N]         (the kernel widens each weight as it reads it)
 ///
+/// - --weights-dtype q8_0|q4_0|q4_k: the matrices quantized to GGUF's blocks (the weights file
+///   quantizes them as llama.cpp's reference quantizer does); a matrix whose stored rows are not
+///   whole blocks stays f32, as llama-quantize leaves it in another type.
+///
 /// - a GGUF's block-quantized tensors kept as the checkpoint has them (no --weights-dtype; with
 ///   --weights-dtype f32 the weights file dequantizes them instead): the weight gets its block
 ///   type back (`q4_k[D,N]`), and the kernel decodes the blocks in registers.
@@ -72,10 +76,11 @@ public:
     }
     // The gated MLP's kernel decodes blocks in all three weights or in none: where one of them
     // stays f32, so do the others.
-    for (bool settled = false; !settled;) {
+    bool blocks = !options_.weightsType || isBlockQuantized(*options_.weightsType);
+    for (bool settled = false; !settled && blocks;) {
       settled = true;
       for (const auto& op : graph.ops) {
-        if (op->kind != OpKind::GatedMlp || options_.weightsType)
+        if (op->kind != OpKind::GatedMlp)
           continue;
         bool all = true;
         for (size_t i = 1; i < 4; ++i)

@@ -208,6 +208,50 @@ TEST_P(Generation, DecodeThroughTheCacheEqualsRecompute) {
   EXPECT_LE(steps.relative(), tolerance());
 }
 
+// A program's last-row-and-prompt logits on each unpadded row of a reference's batch, against the
+// reference's (worst error), and how many of its greedy ids on the reference's prompt agree.
+struct NarrowedRun {
+  Worst worst;
+  size_t agree = 0, generated = 0;
+  std::vector<int64_t> ids, want;
+};
+
+NarrowedRun runAgainst(const std::string& program, const json& reference, const std::string& tag) {
+  NarrowedRun result;
+  std::string dump = ::testing::TempDir() + "/" + tag + ".f32";
+  const json& expected = reference["logits"];
+  int64_t columns = expected["shape"][1].get<int64_t>(),
+          vocab = expected["shape"][2].get<int64_t>();
+  for (size_t r = 0; r < reference["input_ids"].size(); ++r) {
+    std::vector<int64_t> ids = unpadded(reference, r);
+    Output out =
+        run(program + " --input-ids " + idList(ids) + " --max-new-tokens 1 --dump-logits " + dump,
+            true);
+    EXPECT_EQ(out.status, 0) << out.text;
+    std::vector<float> rows = readFloats(dump);
+    auto count = static_cast<int64_t>(ids.size());
+    EXPECT_EQ(static_cast<int64_t>(rows.size()), count * vocab);
+    if (static_cast<int64_t>(rows.size()) != count * vocab)
+      return result;
+    int64_t start = static_cast<int64_t>(r) * columns * vocab + (columns - count) * vocab;
+    for (int64_t i = 0; i < count * vocab; ++i)
+      result.worst.add(rows[static_cast<size_t>(i)],
+                       expected["data"][static_cast<size_t>(start + i)].get<double>());
+  }
+  const json& text = reference["generate_text"];
+  Output out = run(program + " --prompt " + quote(text["prompt"]) + " --max-length " +
+                       std::to_string(text["max_length"].get<int>()) + " --ids",
+                   true);
+  EXPECT_EQ(out.status, 0) << out.text;
+  result.ids = parseIds(out.text);
+  result.want = text["output_ids"].get<std::vector<int64_t>>();
+  while (result.agree < result.ids.size() && result.agree < result.want.size() &&
+         result.ids[result.agree] == result.want[result.agree])
+    ++result.agree;
+  result.generated = result.want.size();
+  return result;
+}
+
 // f32 checkpoints compiled with --weights-dtype bf16 (matrices stored bf16, activations f32):
 // logits within a bf16 step of transformers' f32 ones, and how many greedy ids agree.
 class NarrowWeights : public ::testing::TestWithParam<std::string> {};
@@ -215,40 +259,39 @@ class NarrowWeights : public ::testing::TestWithParam<std::string> {};
 TEST_P(NarrowWeights, Bf16WeightsStayWithinABf16StepOfTransformers) {
   json reference = testing::loadHFReference(GetParam());
   std::string program = std::string(GEMMAC_E2E_DIR) + "/" + GetParam() + "-bf16w/" + GetParam();
-  std::string dump = ::testing::TempDir() + "/" + GetParam() + "-bf16w.f32";
-  const json& expected = reference["logits"];
-  int64_t columns = expected["shape"][1].get<int64_t>(),
-          vocab = expected["shape"][2].get<int64_t>();
-  Worst worst;
-  for (size_t r = 0; r < reference["input_ids"].size(); ++r) {
-    std::vector<int64_t> ids = unpadded(reference, r);
-    Output out =
-        run(program + " --input-ids " + idList(ids) + " --max-new-tokens 1 --dump-logits " + dump,
-            true);
-    ASSERT_EQ(out.status, 0) << out.text;
-    std::vector<float> rows = readFloats(dump);
-    auto count = static_cast<int64_t>(ids.size());
-    ASSERT_EQ(static_cast<int64_t>(rows.size()), count * vocab);
-    int64_t start = static_cast<int64_t>(r) * columns * vocab + (columns - count) * vocab;
-    for (int64_t i = 0; i < count * vocab; ++i)
-      worst.add(rows[static_cast<size_t>(i)],
-                expected["data"][static_cast<size_t>(start + i)].get<double>());
-  }
-  const json& text = reference["generate_text"];
-  Output out = run(program + " --prompt " + quote(text["prompt"]) + " --max-length " +
-                       std::to_string(text["max_length"].get<int>()) + " --ids",
-                   true);
-  ASSERT_EQ(out.status, 0) << out.text;
-  std::vector<int64_t> ids = parseIds(out.text),
-                       want = text["output_ids"].get<std::vector<int64_t>>();
-  size_t agree = 0;
-  while (agree < ids.size() && agree < want.size() && ids[agree] == want[agree])
-    ++agree;
+  NarrowedRun bf16 = runAgainst(program, reference, GetParam() + "-bf16w");
   std::printf("%s (bf16 weights): worst logit error vs transformers f32 %.3g x max|logit|; "
               "greedy ids agree for %zu of %zu\n",
-              GetParam().c_str(), worst.relative(), agree, want.size());
-  EXPECT_LE(worst.relative(), 0x1p-7);
+              GetParam().c_str(), bf16.worst.relative(), bf16.agree, bf16.generated);
+  EXPECT_LE(bf16.worst.relative(), 0x1p-7);
 }
+
+// --weights-dtype q8_0 and q4_0 on gqa_h16_f32 (every matrix's rows are whole blocks): the
+// program, decoding the blocks in registers with f32 products and sums (exact arithmetic), gives
+// transformers' logits on the same blocks decoded to f32 (make_quantized_weights_refs.py) within
+// 1e-4 x max|logit|, and its greedy ids; beside it, how far quantizing moved the logits from the
+// f32 model's.
+class QuantizedWeights : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(QuantizedWeights, ExactArithmeticEqualsTransformersOnTheDequantizedModel) {
+  const std::string fixture = "gqa_h16_f32";
+  std::string program =
+      std::string(GEMMAC_E2E_DIR) + "/" + fixture + "-" + GetParam() + "w/" + fixture;
+  json reference = testing::loadHFReference(fixture, "reference_" + GetParam() + ".json");
+  NarrowedRun quantized = runAgainst(program, reference, fixture + "-" + GetParam());
+  NarrowedRun f32 = runAgainst(program, testing::loadHFReference(fixture), fixture + "-f32");
+  std::printf("%s (--weights-dtype %s): worst logit error vs transformers on the dequantized "
+              "blocks %.3g x max|logit|, greedy ids agree for %zu of %zu; vs the f32 model "
+              "%.3g x max|logit|, %zu of %zu ids\n",
+              fixture.c_str(), GetParam().c_str(), quantized.worst.relative(), quantized.agree,
+              quantized.generated, f32.worst.relative(), f32.agree, f32.generated);
+  EXPECT_LE(quantized.worst.relative(), 1e-4);
+  EXPECT_EQ(quantized.ids, quantized.want);
+  // Quantizing moved the logits (the weights file holds blocks, not the f32 weights).
+  EXPECT_GT(f32.worst.relative(), 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, QuantizedWeights, ::testing::Values("q8_0", "q4_0"));
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, NarrowWeights,
                          ::testing::Values("mqa_f32", "mha_untied_f32", "gqa_exact_sharded_f32"));

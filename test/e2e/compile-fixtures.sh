@@ -25,6 +25,9 @@ for fixture in mqa_f32 mha_untied_f32 gqa_exact_sharded_f32; do
   jobs+=("$fixture|$fixture-bf16w|--weights-dtype bf16")
 done
 jobs+=("gqa_h16_f32|gqa_h16_f32|") # the checkpoint of the onnxruntime-genai export
+for dtype in q8_0 q4_0; do
+  jobs+=("gqa_h16_f32|gqa_h16_f32-${dtype}w|--weights-dtype $dtype")
+done
 for export in mqa_f32_torchscript gqa_exact_sharded_f32_torchscript mqa_f32_torchscript_past \
     mqa_f32_torchscript_external mqa_f32_dynamo mqa_f32_optimum_past \
     gqa_exact_sharded_f32_optimum_past gqa_h16_f32_genai gemma3_mqa_f32_torchscript; do

@@ -18,9 +18,10 @@ inline std::string hfFixtureDir(const std::string& name) {
 }
 
 // The fixture's reference.json, written by make_hf_fixtures.py.
-inline nlohmann::json loadHFReference(const std::string& name) {
-  std::ifstream file(hfFixtureDir(name) + "/reference.json");
-  return nlohmann::json::parse(file);
+inline nlohmann::json loadHFReference(const std::string& name,
+                                      const std::string& file = "reference.json") {
+  std::ifstream stream(hfFixtureDir(name) + "/" + file);
+  return nlohmann::json::parse(stream);
 }
 
 // Rows of token ids (or mask, positions) as an i64 [rows, columns] tensor.

@@ -51,6 +51,49 @@ TEST(Gguf, EveryBlockTypeDecodesAsTheGgufPackage) {
   EXPECT_EQ(checked, 13);
 }
 
+// --weights-dtype q8_0|q4_0|q4_k: f32 rows (random at several scales, zeros, a constant row, an
+// outlier, one sign, f16-subnormal and near-overflow scales) quantized to the bytes llama.cpp's
+// quantizer (ggml_quantize_chunk, test/fixtures/make_quantize_refs.py) writes for them.
+TEST(Gguf, QuantizedBlocksEqualLlamaCppsQuantizer) {
+  auto file = GgufFile::open((kFixtures / "gguf" / "quantize_refs.gguf").string());
+  int checked = 0;
+  for (const GgufTensor& rows : file->tensors()) {
+    if (rows.type != uint32_t(GgmlType::F32))
+      continue;
+    std::vector<float> values(static_cast<size_t>(rows.elements()));
+    std::memcpy(values.data(), rows.data, values.size() * 4);
+    for (const char* type : {"q8_0", "q4_0", "q4_k"}) {
+      SCOPED_TRACE(rows.name + "." + type);
+      const GgufTensor* reference = file->tensor(rows.name + "." + type);
+      ASSERT_TRUE(reference);
+      ASSERT_TRUE(quantizes(reference->type));
+      std::vector<uint8_t> blocks(reference->bytes);
+      ASSERT_TRUE(quantizeBlocks(reference->type, values.data(), rows.elements(), blocks.data()));
+      int64_t different = 0;
+      for (size_t i = 0; i < blocks.size(); ++i)
+        different += blocks[i] != reference->data[i];
+      EXPECT_EQ(different, 0) << "of " << blocks.size() << " bytes";
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 12 * 3);
+}
+
+// Values a block cannot hold: not finite, or a scale past f16's range.
+TEST(Gguf, QuantizingRefusesWhatABlockCannotHold) {
+  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K}) {
+    std::vector<float> values(256, 0.5f);
+    std::vector<uint8_t> blocks(256 * 2);
+    EXPECT_TRUE(quantizeBlocks(uint32_t(type), values.data(), 256, blocks.data()));
+    values[7] = std::nanf("");
+    EXPECT_FALSE(quantizeBlocks(uint32_t(type), values.data(), 256, blocks.data()));
+    values[7] = INFINITY;
+    EXPECT_FALSE(quantizeBlocks(uint32_t(type), values.data(), 256, blocks.data()));
+    values[7] = 1e30f;
+    EXPECT_FALSE(quantizeBlocks(uint32_t(type), values.data(), 256, blocks.data()));
+  }
+}
+
 // A GGUF image written field by field, for the malformed-file tests.
 class Image {
 public:

@@ -179,6 +179,35 @@ TEST(NarrowWeights, KeepsCheckpointBlocksWhereTheKernelsDecodeThem) {
   EXPECT_EQ(types["u"], ElementType::F32);
   EXPECT_EQ(types["d"], ElementType::F32) << "rows of 32 are not whole Q4_K blocks";
 
+  // --weights-dtype q4_0 (blocks of 32) on the same graph as f32 weights: every matrix whose
+  // readers decode blocks gets them, the MLP's three included; q4_k (blocks of 256): none has
+  // whole blocks, all stay f32.
+  for (auto [type, blocks] : {std::pair{ElementType::Q4_0, true}, {ElementType::Q4_K, false}}) {
+    SCOPED_TRACE(std::string(elementTypeName(type)));
+    auto f32 =
+        parseGraph("graph @g(%x: f32[1,64], %i: i64[3]) {\n"
+                   "  %q = weight() {name = \"q\", perm = [1, 0]} : f32[64,8]\n"
+                   "  %0 = matmul(%x, %q) : f32[1,8]\n"
+                   "  %t = weight() {name = \"t\"} : f32[5,64]\n"
+                   "  %1 = gather(%t, %i) {axis = 0} : f32[3,64]\n"
+                   "  %g = weight() {name = \"g\", perm = [1, 0]} : f32[64,32]\n"
+                   "  %u = weight() {name = \"u\", perm = [1, 0]} : f32[64,32]\n"
+                   "  %d = weight() {name = \"d\", perm = [1, 0]} : f32[32,64]\n"
+                   "  %4 = gated_mlp(%x, %g, %u, %d) {activation = \"gelu_tanh\"} : f32[1,64]\n"
+                   "  return %0, %1, %4\n}\n");
+    PassOptions quantize;
+    quantize.weightsType = type;
+    pass->setOptions(quantize);
+    EXPECT_EQ(pass->run(*f32), blocks);
+    verifyGraph(*f32);
+    for (const auto& op : f32->ops) {
+      if (op->kind == OpKind::Weight) {
+        EXPECT_EQ(op->result()->type.elementType, blocks ? type : ElementType::F32)
+            << *op->attr<std::string>("name");
+      }
+    }
+  }
+
   // --weights-dtype f32: every weight f32, the blocks dequantized when written.
   options.weightsType = ElementType::F32;
   pass->setOptions(options);

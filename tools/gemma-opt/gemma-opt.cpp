@@ -79,8 +79,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   std::string weightsDtype = "checkpoint";
   app.add_option("--weights-dtype", weightsDtype,
-                 "narrow-weights: store the matrices as bf16 or f16 (default: leave them)")
-      ->check(CLI::IsMember({"checkpoint", "bf16", "f16"}));
+                 "narrow-weights: store the matrices as bf16, f16, or q8_0, q4_0 or q4_k blocks "
+                 "(default: leave them)")
+      ->check(CLI::IsMember({"checkpoint", "bf16", "f16", "q8_0", "q4_0", "q4_k"}));
   app.add_option("--emit", emit, "What to print: ir (text IR) or dot (Graphviz, fused ops filled)")
       ->check(CLI::IsMember({"ir", "dot"}));
   CLI::Option* defaultPipeline =
@@ -112,7 +113,7 @@ int main(int argc, char** argv) {
   options.printOptions.printLocations = printLocations;
   options.passOptions = passOptions;
   if (weightsDtype != "checkpoint")
-    options.passOptions.weightsType = weightsDtype == "bf16" ? ElementType::BF16 : ElementType::F16;
+    options.passOptions.weightsType = *parseElementType(weightsDtype);
 
   return runReportingErrors([&] {
     std::string text = readInput(inputPath);

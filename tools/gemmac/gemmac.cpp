@@ -396,6 +396,19 @@ int compileModel(const std::string& folder, std::optional<Head> head, const std:
   std::string hash = modelHash(*model.graph);
   std::cerr << "[weights] " << withCommas(written) << " bytes to " << weightsPath.string()
             << " (model " << hash << "), " << elapsed() << "\n";
+  // The tensors by the type they are stored in: what --weights-dtype did (a matrix whose rows
+  // are not whole blocks of its type stays f32).
+  std::map<std::string, std::string> storedTypes;
+  for (const auto& op : model.graph->ops)
+    if (op->kind == OpKind::Weight)
+      storedTypes[*op->attr<std::string>("name")] = elementTypeName(op->result()->type.elementType);
+  std::map<std::string, int> byType;
+  for (const auto& [tensor, type] : storedTypes)
+    ++byType[type];
+  std::cerr << "[weights] stored as";
+  for (const auto& [type, count] : byType)
+    std::cerr << " " << type << " " << count;
+  std::cerr << " (tensors)\n";
   std::map<std::string, int64_t> offsets;
   {
     auto file = openWeightsFile(*model.graph, weightsPath.string());
@@ -530,10 +543,11 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
     command
         ->add_option("--weights-dtype", weightsDtype,
-                     "Store the matrices as bf16 or f16 under f32 activations, or as f32 (a "
-                     "GGUF's blocks dequantized) (default: as the checkpoint has them, a GGUF's "
-                     "quantized blocks included)")
-        ->check(CLI::IsMember({"checkpoint", "f32", "bf16", "f16"}));
+                     "Store the matrices as bf16 or f16 under f32 activations, as GGUF blocks "
+                     "(q8_0, q4_0, q4_k: quantized as llama-quantize does; a matrix whose rows "
+                     "are not whole blocks stays f32), or as f32 (a GGUF's blocks dequantized) "
+                     "(default: as the checkpoint has them, a GGUF's quantized blocks included)")
+        ->check(CLI::IsMember({"checkpoint", "f32", "bf16", "f16", "q8_0", "q4_0", "q4_k"}));
     command->add_option("--disable-pass", pipeline.disabled,
                         "Leave this pass out of -O (repeatable)");
     command->add_flag("--print-after-all", pipeline.printAfterAll,
