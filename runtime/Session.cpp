@@ -3,6 +3,7 @@
 #include "runtime/Session.h"
 
 #include "ir/ElementCodec.h"
+#include "runtime/ParallelFor.h"
 
 #include <HalideRuntime.h>
 #include <algorithm>
@@ -58,6 +59,7 @@ void installKernelErrorHandler() {
     return true;
   }();
   (void)installed;
+  gemma::rt::installParallelFor();
 }
 
 void requireTokenizer(const gemma_session* session) {
