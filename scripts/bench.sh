@@ -3,10 +3,15 @@
 # committed), compiled by gemmac and run; reports decode and prefill tokens/s, the share of the
 # machine's read-bandwidth roofline and FMA peak (both measured by this same run), the compile
 # time, and the compiler's and the program's peak memory.
-#   bash scripts/bench.sh [--layers N] [--dtype float32|bfloat16] [--weights-dtype bf16]
-#                         [--prompt-tokens P] [--new-tokens T] [--onnxruntime] [--fusion-table]
+#   bash scripts/bench.sh [--layers N] [--dtype float32|bfloat16]
+#                         [--weights-dtype bf16|q8_0|q4_0|q4_k] [--prompt-tokens P]
+#                         [--new-tokens T] [--onnxruntime] [--llama-cpp] [--fusion-table]
 #                         [--profile]
-# (--onnxruntime: also run the same checkpoint exported to ONNX fp32 by onnxruntime's CPU provider
+# (--llama-cpp: also run llama.cpp's llama-bench (scripts/build-llama-cpp.sh) on the same
+# checkpoint converted by its convert_hf_to_gguf.py and, for a block type, quantized to the same
+# type by llama-quantize --pure; prints the ratios and whether gemmac's blocks equal
+# llama-quantize's byte for byte.
+# --onnxruntime: also run the same checkpoint exported to ONNX fp32 by onnxruntime's CPU provider
 # with the same threads, prompt and tokens, and print the ratios; it needs memory for the export,
 # so use it with fewer layers, e.g. --layers 4. --fusion-table: also compile and run the model
 # with each fusion pass disabled in turn and print decode and prefill tokens/s for each.
@@ -23,13 +28,14 @@ for argument in "$@"; do
 done
 build="${GEMMAC_BUILD_DIR:-$root/build}"
 layers=18 dtype=float32 weights_dtype=checkpoint prompt_tokens=512 new_tokens=16 peer=
-fusion_table= profile=
+fusion_table= profile= llama=
 while [ $# -gt 0 ]; do
   case "$1" in
     --layers) layers="$2"; shift 2 ;;
     --dtype) dtype="$2"; shift 2 ;;
     --weights-dtype) weights_dtype="$2"; shift 2 ;;
     --onnxruntime) peer=onnxruntime; shift ;;
+    --llama-cpp) llama=1; shift ;;
     --fusion-table) fusion_table=1; shift ;;
     --profile) profile=1; shift ;;
     --prompt-tokens) prompt_tokens="$2"; shift 2 ;;
@@ -100,6 +106,43 @@ if [ -n "$peer" ]; then
   echo "== onnxruntime on the same checkpoint (exported to ONNX fp32), $(nproc) threads"
   "$venv/bin/python" "$root/scripts/bench/peer_onnxruntime.py" "$checkpoint" "$checkpoint-onnx" \
     --prompt-tokens "$prompt_tokens" --new-tokens "$new_tokens" --threads "$(nproc)" | tee "$work/peer.txt"
+fi
+
+rm -f "$work/llama.json" "$work/llama-blocks.txt"
+if [ -n "$llama" ]; then
+  llama_bin="$(bash "$root/scripts/build-llama-cpp.sh" | tail -n 1)"
+  llama_src="$(dirname "$(dirname "$llama_bin")")/src"
+  # llama.cpp's own converter (the float type as the checkpoint's), then its quantizer without
+  # k-quant mixtures (--pure), so that every matrix has the type gemmac stores.
+  outtype=f32
+  [ "$dtype" = bfloat16 ] && outtype=bf16
+  converted="$checkpoint-$outtype.gguf"
+  if [ ! -f "$converted" ]; then
+    echo "== llama.cpp convert_hf_to_gguf.py --outtype $outtype"
+    "$venv/bin/python" "$llama_src/convert_hf_to_gguf.py" "$checkpoint" --outtype "$outtype" \
+      --outfile "$converted" > "$work/convert.log" 2>&1 || { tail -n 5 "$work/convert.log"; exit 1; }
+  fi
+  peer_gguf="$converted"
+  case "$weights_dtype" in
+    q8_0|q4_0|q4_k|bf16)
+      peer_gguf="$work/peer-$weights_dtype.gguf"
+      echo "== llama-quantize --pure $(echo "$weights_dtype" | tr a-z A-Z)"
+      "$llama_bin/llama-quantize" --pure "$converted" "$peer_gguf" \
+        "$(echo "$weights_dtype" | tr a-z A-Z)" > "$work/quantize.log" 2>&1 ||
+        { tail -n 5 "$work/quantize.log"; exit 1; }
+      if [ "$weights_dtype" != bf16 ]; then
+        "$venv/bin/python" "$root/scripts/bench/compare_blocks.py" "$peer_gguf" "$out/gemma.weights" |
+          tee "$work/llama-blocks.txt"
+      fi ;;
+  esac
+  echo "== llama-bench -t 2 -p $prompt_tokens -n $new_tokens on $(basename "$peer_gguf")"
+  if ! "$llama_bin/llama-bench" -m "$peer_gguf" -t 2 -p "$prompt_tokens" -n "$new_tokens" -o json \
+    > "$work/llama.json" 2> "$work/llama.err"; then
+    echo "llama-bench failed ($(tail -n 1 "$work/llama.err")); again with --repack 0"
+    "$llama_bin/llama-bench" -m "$peer_gguf" -t 2 -p "$prompt_tokens" -n "$new_tokens" -o json \
+      --repack 0 > "$work/llama.json"
+  fi
+  [ "$peer_gguf" = "$converted" ] || rm -f "$peer_gguf"
 fi
 
 rm -f "$work"/profile-*.txt

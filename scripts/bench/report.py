@@ -6,7 +6,7 @@ run met it, then writes the same as JSON (WORK/bench.json).
 
 Files read from WORK: bench.txt (the program's --bench lines), run.txt and compile.txt
 (/usr/bin/time's peaks and seconds), and where present fusions.txt (--fusion-table), peer.txt
-(--onnxruntime) and profile-decode.txt / profile-prefill.txt (--profile).
+(--onnxruntime), llama.json and llama-blocks.txt (--llama-cpp) and profile-decode.txt / profile-prefill.txt (--profile).
 """
 import argparse
 import glob
@@ -55,6 +55,8 @@ def main():
     cache_item = item  # the KV cache holds activations
     if args.weights_dtype in ("bf16", "f16"):
         item = 2
+    # Bytes per weight of GGUF's blocks: Q8_0 34 per 32, Q4_0 18 per 32, Q4_K 144 per 256.
+    item = {"q8_0": 34 / 32, "q4_0": 18 / 32, "q4_k": 144 / 256}.get(args.weights_dtype, item)
     # What one decode step must read: every weight matrix once (the embedding's one row aside; the
     # tied logits read its transposed copy), the KV cache so far.
     matrix_params = layers * (d * n * h + 2 * d * k * h + n * h * d + 3 * d * i) + v * d
@@ -111,6 +113,23 @@ def main():
         if narrow:
             targets.append(("prefill vs onnxruntime fp32", prefill_rate / ort_prefill, 1.5,
                             "{:.2f}x"))
+    llama = os.path.join(work, "llama.json")
+    if os.path.exists(llama):
+        results = json.load(open(llama))
+        pp = next(r["avg_ts"] for r in results if r["n_gen"] == 0)
+        tg = next(r["avg_ts"] for r in results if r["n_prompt"] == 0)
+        kind = {"checkpoint": result["model"]["dtype"]}.get(args.weights_dtype,
+                                                             args.weights_dtype)
+        result["llama_cpp"] = {"type": kind, "decode_tokens_per_s": tg,
+                               "prefill_tokens_per_s": pp, "decode_ratio": decode_rate / tg,
+                               "prefill_ratio": prefill_rate / pp}
+        blocks = os.path.join(work, "llama-blocks.txt")
+        if os.path.exists(blocks):
+            result["llama_cpp"]["blocks"] = open(blocks).readline().strip()
+        targets.append((f"decode vs llama.cpp, same weights ({kind})", decode_rate / tg, 1.2,
+                        "{:.2f}x"))
+        targets.append((f"prefill vs llama.cpp, same weights ({kind})", prefill_rate / pp, 1.2,
+                        "{:.2f}x"))
     slack = 64 * 1048576
     targets += [
         ("program peak RSS over its plan (weights + KV + arena)", program_peak - planned_bytes,
@@ -134,6 +153,13 @@ def main():
         print(f"onnxruntime (fp32 ONNX, same run and threads): decode "
               f"{o['decode_tokens_per_s']:.2f} tokens/s, prefill {o['prefill_tokens_per_s']:.1f} "
               f"tokens/s")
+    if "llama_cpp" in result:
+        l = result["llama_cpp"]
+        print(f"llama.cpp (llama-bench, same run, 2 threads, {l['type']}): decode "
+              f"{l['decode_tokens_per_s']:.2f} tokens/s, prefill {l['prefill_tokens_per_s']:.1f} "
+              f"tokens/s")
+        if "blocks" in l:
+            print(l["blocks"])
     print(f"compile {compile_seconds:.1f} s, compiler peak {compile_peak / 2**30:.2f} GiB "
           f"(checkpoint {checkpoint_bytes / 2**30:.2f} GiB); program peak "
           f"{program_peak / 2**30:.2f} GiB, planned {planned_bytes / 2**30:.2f} GiB")
