@@ -622,17 +622,6 @@ void decodeQ3_K(const uint8_t* b, float* y) {
   }
 }
 
-// Q4_K and Q5_K's 8 six-bit scales and mins, packed in 12 bytes (get_scale_min_k4).
-void scaleMinK4(int j, const uint8_t* q, int& scale, int& min) {
-  if (j < 4) {
-    scale = q[j] & 63;
-    min = q[j + 4] & 63;
-  } else {
-    scale = (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4);
-    min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
-}
-
 void decodeQ4_K(const uint8_t* b, float* y) {
   float d = half(b), dmin = half(b + 2);
   const uint8_t* scales = b + 4;
@@ -681,6 +670,16 @@ void decodeQ6_K(const uint8_t* b, float* y) {
 }
 
 } // namespace
+
+void scaleMinK4(int j, const uint8_t* q, int& scale, int& min) {
+  if (j < 4) {
+    scale = q[j] & 63;
+    min = q[j + 4] & 63;
+  } else {
+    scale = (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4);
+    min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
 
 void dequantizeBlocks(uint32_t type, const uint8_t* data, int64_t count, float* out) {
   std::optional<GgmlBlock> block = ggmlBlock(type);

@@ -147,6 +147,10 @@ std::vector<float> dequantizeTensor(const GgufTensor& tensor, const std::string&
 // The same for `count` elements of `type` at `data` (count a multiple of the block).
 void dequantizeBlocks(uint32_t type, const uint8_t* data, int64_t count, float* out);
 
+// Q4_K and Q5_K's sub-block j (of 8): its six-bit scale and min, packed in the block's 12 scale
+// bytes at q (llama.cpp's get_scale_min_k4).
+void scaleMinK4(int j, const uint8_t* q, int& scale, int& min);
+
 // The types gemmac quantizes f32 weights to (--weights-dtype): Q8_0, Q4_0 and Q4_K.
 bool quantizes(uint32_t type);
 // Encodes `count` f32 values (whole blocks) as blocks of such a type, byte for byte as llama.cpp's

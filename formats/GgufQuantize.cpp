@@ -182,13 +182,7 @@ bool quantizeQ4_K(const float* x, uint8_t* block) {
   storeHalf(block + 2, dmin);
   for (int j = 0; j < 8; ++j) {
     int sc, m;
-    if (j < 4) {
-      sc = packed[j] & 63;
-      m = packed[j + 4] & 63;
-    } else {
-      sc = (packed[j + 4] & 0xF) | ((packed[j - 4] >> 6) << 4);
-      m = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
-    }
+    scaleMinK4(j, packed, sc, m);
     const float dl = fromHalf(d) * static_cast<float>(sc);
     if (dl == 0.0f)
       continue; // the levels make_qkx2_quants chose stay
