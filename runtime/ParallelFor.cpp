@@ -130,9 +130,12 @@ private:
 } // namespace
 
 int parallelFor(void* userContext, halide_task_t task, int min, int size, uint8_t* closure) {
-  if (insideTask || size <= 1)
-    return insideTask ? halide_default_do_par_for(userContext, task, min, size, closure)
-                      : (size == 1 ? task(userContext, min, closure) : 0);
+  if (insideTask)
+    return halide_default_do_par_for(userContext, task, min, size, closure);
+  if (size <= 0)
+    return 0;
+  if (size == 1)
+    return task(userContext, min, closure);
   static Pool pool;
   return pool.run(userContext, task, min, size, closure);
 }
