@@ -9,14 +9,18 @@
 
 namespace gemma {
 
-enum class TargetKind { AVX2, AVX512 };
+// AVX512VNNI is AVX512 with VNNI and BF16 (Zen 4, Sapphire Rapids and later): the fast
+// arithmetic's integer dot products need it; every other kernel is compiled as for AVX512.
+enum class TargetKind { AVX2, AVX512, AVX512VNNI };
 
-// AVX-512 where the host has avx512f/bw/dq/vl, else AVX2.
+// AVX512VNNI where the host has avx512f/bw/dq/vl and avx512vnni/bf16, AVX512 without the last
+// two, else AVX2.
 TargetKind hostTargetKind();
-// "avx2", "avx512" or "host".
+// "avx2", "avx512", "avx512-vnni" or "host".
 std::optional<TargetKind> parseTargetKind(const std::string& name);
 std::string targetKindName(TargetKind kind);
 Halide::Target halideTarget(TargetKind kind);
+bool hasDotProductInstructions(TargetKind kind);
 // The float vector width (lanes of f32) the schedules use on this target.
 int vectorLanes(TargetKind kind);
 

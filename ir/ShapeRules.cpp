@@ -530,7 +530,21 @@ TensorType inferAttention(const Op& op, AttrReader& attrs) {
   return {q.elementType, {q.dims[0], q.dims[1], q.dims[2], v.dims[3]}};
 }
 
+// quantize-activations' {arithmetic = "int8"}: integer dot products, for weights (operands 1..)
+// of the block types that have them.
+void checkArithmetic(const Op& op, AttrReader& attrs) {
+  if (!attrs.has("arithmetic"))
+    return;
+  std::string arithmetic = attrs.string("arithmetic");
+  if (arithmetic != "int8")
+    fail(op, "arithmetic must be \"int8\", got \"" + arithmetic + "\"");
+  for (size_t i = 1; i < op.operands.size(); ++i)
+    if (!hasIntegerDotProduct(operandType(op, i).elementType))
+      fail(op, "int8 arithmetic needs q8_0 or q4_0 weights, got " + operandType(op, i).str());
+}
+
 TensorType inferGatedMlp(const Op& op, AttrReader& attrs) {
+  checkArithmetic(op, attrs);
   requireSameElementTypeOrNarrowWeights(op);
   requireFloat(op, 0);
   const TensorType& x = operandType(op, 0);
@@ -712,6 +726,7 @@ std::vector<TensorType> inferResultTypes(const Op& op) {
   }
   case OpKind::MatMul:
     result = inferMatMul(op);
+    checkArithmetic(op, attrs);
     if (attrs.real("softcap", 0.0) < 0) // fuse-softcap's
       fail(op, "softcap must be >= 0");
     break;

@@ -58,6 +58,10 @@ std::optional<ElementType> parseElementType(std::string_view name) {
 bool isFloat(ElementType type) {
   return type == ElementType::F32 || type == ElementType::BF16 || type == ElementType::F16;
 }
+bool hasIntegerDotProduct(ElementType type) {
+  return type == ElementType::Q8_0 || type == ElementType::Q4_0;
+}
+
 bool isBlockQuantized(ElementType type) {
   return info(type).size == 0;
 }

@@ -38,6 +38,9 @@ std::optional<ElementType> parseElementType(std::string_view name);
 bool isFloat(ElementType type);
 bool isInteger(ElementType type); // i64, i32, i8 (not bool)
 bool isBlockQuantized(ElementType type);
+// The block types the fast arithmetic has integer dot products for (the backend's
+// IntegerDotKernels.cpp): Q8_0 and Q4_0.
+bool hasIntegerDotProduct(ElementType type);
 // Bytes per element of a per-element type (a block-quantized type has none: ElementCodec.h's
 // storageBytes counts its blocks).
 int64_t elementSize(ElementType type);

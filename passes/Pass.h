@@ -17,6 +17,10 @@ namespace gemma {
 
 // Compile-time bounds of a run, for the planning passes: the largest batch and the longest
 // sequence (past + new tokens) the compiled program will accept.
+// How kernels with block-quantized weights compute: Exact decodes each weight to f32 and sums in
+// f32; Fast (--arithmetic fast) quantizes the activations to int8 for integer dot products.
+enum class Arithmetic { Exact, Fast };
+
 struct PassOptions {
   int64_t maxBatch = 1;
   int64_t maxSeqLen = 256;
@@ -26,6 +30,8 @@ struct PassOptions {
   // The checkpoint's block-quantized tensors (a GGUF's), by name: without weightsType,
   // narrow-weights keeps each in its blocks where every kernel reading it decodes them.
   std::map<std::string, ElementType> checkpointBlockTypes;
+  // quantize-activations: the arithmetic of block-weight matmuls and gated MLPs.
+  Arithmetic arithmetic = Arithmetic::Exact;
 };
 
 class Pass {

@@ -57,8 +57,8 @@ void PassManager::addDefaultPipeline(const std::vector<std::string>& disabled) {
 }
 
 void PassManager::addPlanningPipeline(const std::vector<std::string>& disabled) {
-  for (const char* name :
-       {"plan-kv-cache", "fold-weight-transposes", "narrow-weights", "plan-memory"})
+  for (const char* name : {"plan-kv-cache", "fold-weight-transposes", "narrow-weights",
+                           "quantize-activations", "plan-memory"})
     if (std::find(disabled.begin(), disabled.end(), name) == disabled.end())
       add(name);
 }

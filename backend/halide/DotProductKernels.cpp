@@ -17,10 +17,11 @@ struct LaneDot {
   Func dot, partial;
   Var lane;
   RVar outer;
-  // (No software prefetch of the weight rows: a panel's rows are contiguous, and so are a task's
-  // panels, a stream the hardware prefetchers follow. Prefetching them two panels ahead with
-  // Halide's prefetch, which emits prefetchnta, cost the real 270M's decode 21 against 27-28
-  // tokens/s without it on an Intel Xeon: the Q8_0 logits' 168 MB then went at 5.6 GB/s.)
+  // A block-quantized weight's bytes, prefetched two panels ahead: a Q8_0 row of 640 is only 680
+  // bytes, too short a stream for the hardware prefetchers to learn before it ends. (As
+  // prefetcht0: compileKernelToObject's. Halide's own prefetchnta was slower than none on an
+  // Intel Xeon.)
+  std::optional<ImageParam> streamed;
 };
 
 // A dot product over RDom r (along a contiguous weight row) split into lanes by rfactor.
@@ -29,7 +30,7 @@ LaneDot rfactorLanes(Func dot, const RDom& r, int lanes) {
   Var lane("lane");
   dot.update().split(r.x, outer, inner, lanes, TailStrategy::GuardWithIf);
   Func partial = dot.update().rfactor(inner, lane);
-  return {dot, partial, lane, outer};
+  return {dot, partial, lane, outer, std::nullopt};
 }
 
 // Schedules out(v) = f(dots(v)...), each dot(v) a LaneDot over a contiguous weight row (of
@@ -43,7 +44,7 @@ LaneDot rfactorLanes(Func dot, const RDom& r, int lanes) {
 // the last output or row must be clamped by the definition (panels and blocks round up).
 void scheduleLaneDots(Func out, const std::vector<LaneDot>& dots, const std::vector<Var>& v,
                       int64_t reductionLength, const Expr& rows) {
-  constexpr int kPanel = 4, kRowBlock = 4, kPanelsPerTask = 16;
+  constexpr int kPanel = 4, kRowBlock = 4, kPanelsPerTask = 16, kPrefetchPanels = 2;
   // Rows in chunks whose activations (kChunkBytes of f32, half of L2) stay in cache while every
   // panel of a task reads them: 64 rows of gemma-2b's 2048 features, 16 of its MLP's 16384.
   // (KernelBench's GatedMlp/512: 0.25 MiB 119, 0.5 MiB 138, 1 MiB 156, 2 MiB 138 GFLOP/s.)
@@ -71,6 +72,10 @@ void scheduleLaneDots(Func out, const std::vector<LaneDot>& dots, const std::vec
   order.insert(order.end(), v.begin() + std::min<size_t>(v.size(), 2), v.end());
   out.reorder(order);
   for (const LaneDot& laneDot : dots) {
+    if (laneDot.streamed) { // in decode (many rows reuse each panel: no need)
+      Stage decode = v.size() > 1 ? Stage(out.specialize(rows == 1)) : Stage(out);
+      decode.prefetch(*laneDot.streamed, panel, panel, kPrefetchPanels);
+    }
     Func dot = laneDot.dot, partial = laneDot.partial;
     Var lane = laneDot.lane;
     RVar outer = laneDot.outer;
@@ -127,7 +132,7 @@ LaneDot laneSums(const std::string& name, const Expr& term, const Var& lane, con
   laneAt.insert(laneAt.end(), v.begin(), v.end());
   dot(v) = 0.0f;
   dot(v) += partial(laneAt);
-  return {dot, partial, lane, RVar(blocks.x)};
+  return {dot, partial, lane, RVar(blocks.x), std::nullopt};
 }
 
 // dot(v) = sum over k of x(k) * w(v[0], k) for a block-quantized weight w, in vector lanes of
@@ -165,7 +170,9 @@ LaneDot blockDot(const std::string& name, const BlockWeight& w,
     Expr value = run.scale * treeSum(products);
     runs.push_back(run.offset.defined() ? value + run.offset * treeSum(xs) : value);
   }
-  return laneSums(name, treeSum(runs), lane, blocks, v);
+  LaneDot dot = laneSums(name, treeSum(runs), lane, blocks, v);
+  dot.streamed = w.bytes;
+  return dot;
 }
 
 // The same dot product for many rows (prefill): the weight rows of each panel decoded into f32

@@ -56,6 +56,8 @@ struct BlockTerm {
 BlockTerm blockTerm(ElementType type, const std::function<Halide::Expr(Halide::Expr)>& byteAt,
                     Halide::Expr blockBase, int group, Halide::Expr lane);
 int groupsPerScale(ElementType type);
+// The f16 with these bits (a UInt(16)) as f32, exactly.
+Halide::Expr halfToFloat(Halide::Expr bits);
 
 // A block-quantized weight operand: a UInt(8) ImageParam [row bytes, rows] of its stored rows
 // (a projection's [out, in] rows, or an embedding table's), each a whole number of blocks.
@@ -94,6 +96,8 @@ Kernel rmsNorm(const Op& op, TargetKind target);   // NormRotaryKernels.cpp
 Kernel rotary(const Op& op, TargetKind target);    //
 Kernel matmul(const Op& op, TargetKind target);    // DotProductKernels.cpp
 Kernel gatedMlp(const Op& op, TargetKind target);  //
+Kernel integerBlockMatmul(const Op& op);           // IntegerDotKernels.cpp
+Kernel integerBlockGatedMlp(const Op& op);         //
 Kernel attention(const Op& op, TargetKind target); // AttentionKernels.cpp
 Kernel softmax(const Op& op, TargetKind target);   //
 Kernel reduce(const Op& op, TargetKind target);    // ReductionKernels.cpp

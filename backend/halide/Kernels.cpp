@@ -3,6 +3,13 @@
 // to objects. The builders themselves are in one file per family (KernelBuilders.h).
 #include "backend/halide/KernelBuilders.h"
 
+#include <llvm/IR/Constants.h>
+#include <llvm/IR/Instructions.h>
+#include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
+#include <llvm/Support/raw_ostream.h>
+
 namespace gemma {
 
 bool hasPermutedStorage(const Value& value) {
@@ -64,11 +71,49 @@ std::vector<Halide::Argument> Kernel::arguments() const {
   return std::vector<Halide::Argument>(inputs.begin(), inputs.end());
 }
 
+Halide::Target kernelTarget(const Kernel& kernel, TargetKind target) {
+  if (!kernel.usesDotProductInstructions)
+    return halideTarget(target);
+  if (!hasDotProductInstructions(target))
+    throw InternalError("kernel '" + kernel.name + "' uses VNNI dot products, which target " +
+                        targetKindName(target) + " lacks");
+  return halideTarget(target).with_feature(Halide::Target::AVX512_SapphireRapids);
+}
+
 void compileKernelToObject(const Kernel& kernel, const std::string& objectPath,
                            const std::string& functionName, TargetKind target) {
   Halide::Func output = kernel.output; // a handle: compiling does not change the pipeline
-  output.compile_to_object(objectPath, kernel.arguments(), functionName,
-                           halideTarget(target).with_feature(Halide::Target::NoRuntime));
+  Halide::Target halide = kernelTarget(kernel, target).with_feature(Halide::Target::NoRuntime);
+  Halide::Module module = output.compile_to_module(kernel.arguments(), functionName, halide);
+  llvm::LLVMContext context;
+  std::unique_ptr<llvm::Module> ir = Halide::compile_module_to_llvm_module(module, context);
+  if (kernel.usesDotProductInstructions) {
+    // Halide's avx512_sapphirerapids also makes LLVM's CPU "sapphirerapids", whose AMX,
+    // AVX512-FP16 and VEX-encoded AVX-VNNI Zen 4 lacks (an f16 conversion alone may then become
+    // an FP16 instruction). The module keeps Halide's dot-product intrinsics, but is emitted for
+    // an Ice Lake server's AVX-512 (all on Zen 4) plus BF16, with those features off.
+    ir->setModuleFlag(llvm::Module::Warning, "halide_mcpu",
+                      llvm::MDString::get(context, "icelake-server"));
+    ir->setModuleFlag(llvm::Module::Warning, "halide_mattrs",
+                      llvm::MDString::get(context, "+f16c,+fma,+avx512f,+avx512cd,+avx512vl,"
+                                                   "+avx512bw,+avx512dq,+avx512ifma,+avx512vbmi,"
+                                                   "+avx512vnni,+avx512bf16,-avxvnni,-amx-tile,"
+                                                   "-amx-int8,-amx-bf16,-avx512fp16"));
+  }
+  // Halide 14's prefetch is prefetchnta (locality 0), which on Intel fills neither L2 nor L3:
+  // the weight rows a kernel prefetches a few panels ahead then arrive later than with no
+  // prefetch at all. As prefetcht0 (locality 3) they arrive in time (the real 270M's Q8_0 logits,
+  // 178 MB a token: 18.4 ms without prefetch, 21.3 with prefetchnta, 13.0 with prefetcht0, on an
+  // Intel Xeon; gemma_kernel_bench's FastQ8_0LogitsFull).
+  for (llvm::Function& function : *ir)
+    for (llvm::BasicBlock& block : function)
+      for (llvm::Instruction& instruction : block)
+        if (auto* call = llvm::dyn_cast<llvm::CallInst>(&instruction))
+          if (const llvm::Function* callee = call->getCalledFunction();
+              callee && callee->getIntrinsicID() == llvm::Intrinsic::prefetch)
+            call->setArgOperand(2, llvm::ConstantInt::get(llvm::Type::getInt32Ty(context), 3));
+  std::unique_ptr<llvm::raw_fd_ostream> stream = Halide::make_raw_fd_ostream(objectPath);
+  Halide::compile_llvm_module_to_object(*ir, *stream);
 }
 
 void compileHalideRuntime(const std::string& objectPath, TargetKind target) {
@@ -94,6 +139,28 @@ bool hasKernel(const Op& op) {
   }
   return true;
 }
+
+namespace {
+
+// Whether quantize-activations marked `op` for integer dot products ({arithmetic = "int8"}); its
+// target must have them.
+bool integerArithmetic(const Op& op, TargetKind target) {
+  const std::string* arithmetic = op.attr<std::string>("arithmetic");
+  if (!arithmetic)
+    return false;
+  if (*arithmetic != "int8")
+    throw UserError(op.loc, "unknown arithmetic '" + *arithmetic + "' (int8 is the one)");
+  if (!hasDotProductInstructions(target))
+    throw UserError(op.loc, "--arithmetic fast needs AVX512-VNNI's dot products; target " +
+                                targetKindName(target) + " has none (--target avx512-vnni)");
+  for (size_t i = 1; i < op.operands.size(); ++i)
+    if (!hasIntegerDotProduct(op.operands[i]->type.elementType))
+      throw UserError(op.loc,
+                      "no integer dot product for " + op.operands[i]->type.str() + " weights");
+  return true;
+}
+
+} // namespace
 
 Kernel buildKernel(const Op& op, TargetKind target) {
   using namespace kernels;
@@ -187,7 +254,7 @@ Kernel buildKernel(const Op& op, TargetKind target) {
   case OpKind::Where:
     return each([](const Args& a) { return Halide::select(truth(a[0]), a[1], a[2]); });
   case OpKind::MatMul:
-    return matmul(op, target);
+    return integerArithmetic(op, target) ? integerBlockMatmul(op) : matmul(op, target);
   case OpKind::ReduceMean:
   case OpKind::ReduceSum:
   case OpKind::ReduceMax:
@@ -220,6 +287,8 @@ Kernel buildKernel(const Op& op, TargetKind target) {
   case OpKind::Attention:
     return attention(op, target);
   case OpKind::GatedMlp:
+    if (integerArithmetic(op, target))
+      return integerBlockGatedMlp(op);
     return gatedMlp(op, target);
   case OpKind::KVCacheAppend:
     return cacheRows(op, target);

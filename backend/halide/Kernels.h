@@ -18,8 +18,16 @@ struct Kernel {
   std::string name;
   std::vector<Halide::ImageParam> inputs; // one per operand, in order
   Halide::Func output;
+  // AVX512-VNNI's vpdpbusd (the fast arithmetic): compiled for a target that has it
+  // (kernelTarget), which only TargetKind::AVX512VNNI kernels may use.
+  bool usesDotProductInstructions = false;
   std::vector<Halide::Argument> arguments() const;
 };
+
+// The Halide target `kernel` is compiled for on `target`: halideTarget(target), or for a kernel
+// using dot-product instructions, Halide's avx512_sapphirerapids (its only way to them), whose
+// CPU and extra features compileKernelToObject replaces with ones Zen 4 has.
+Halide::Target kernelTarget(const Kernel& kernel, TargetKind target);
 
 // Compiles the kernel to an object file exporting `functionName` (halide_buffer_t* arguments,
 // operands then the result), without the Halide runtime: one runtime object serves every kernel

@@ -4,6 +4,7 @@
 // programs do. Reported: bytes_per_second (weights and cache read; what bounds decode) and FLOPS
 // (what bounds prefill), to set against scripts/bench.sh's measured bandwidth and FMA peak.
 //   build/test/gemma_kernel_bench [--benchmark_filter=REGEX]
+#include "../unit/AheadOfTimeKernel.h"
 #include "backend/Target.h"
 #include "backend/halide/Kernels.h"
 #include "ir/ElementCodec.h"
@@ -84,9 +85,10 @@ std::string weightDecl(const std::string& name, int64_t in, int64_t out, const s
          std::to_string(in) + "," + std::to_string(out) + "]\n";
 }
 
-std::string projection(int64_t in, int64_t out, const std::string& weightType) {
+std::string projection(int64_t in, int64_t out, const std::string& weightType,
+                       const std::string& attrs = "") {
   return "graph @g(%x: f32[1,seq," + std::to_string(in) + "]) {\n" +
-         weightDecl("w", in, out, weightType) + "  %0 = matmul(%x, %w) : f32[1,seq," +
+         weightDecl("w", in, out, weightType) + "  %0 = matmul(%x, %w)" + attrs + " : f32[1,seq," +
          std::to_string(out) + "]\n  return %0\n}\n";
 }
 
@@ -169,9 +171,16 @@ BENCHMARK(Attention)
 // (gate/up, Q5_0), 2048 -> 640 (down, Q4_K/Q6_K), and the 640 -> 262144 Q8_0 logits' shape cut
 // to 16384 rows. Random quants; each block's f16 scales (and mins) a small positive number, so
 // that no value is inf or NaN. bytes_per_second counts the blocks read.
-void blockProjectionBench(benchmark::State& state, ElementType type, int64_t in, int64_t out) {
+// With `fast`, the fast arithmetic's integer dot products.
+void blockProjectionBench(benchmark::State& state, ElementType type, int64_t in, int64_t out,
+                          bool fast = false) {
   int rows = static_cast<int>(state.range(0));
-  auto graph = parseGraph(projection(in, out, std::string(elementTypeName(type))));
+  if (fast && hostTargetKind() != TargetKind::AVX512VNNI) {
+    state.SkipWithError("no AVX512-VNNI on this CPU");
+    return;
+  }
+  auto graph = parseGraph(projection(in, out, std::string(elementTypeName(type)),
+                                     fast ? " {arithmetic = \"int8\"}" : ""));
   const Op& op = *graph->ops.back();
   TargetKind target = hostTargetKind();
   Kernel kernel = buildKernel(op, target);
@@ -197,15 +206,22 @@ void blockProjectionBench(benchmark::State& state, ElementType type, int64_t in,
   std::uniform_real_distribution<float> value(-1.0f, 1.0f);
   for (float& v : x)
     v = value(rng);
-  kernel.inputs[0].set(x);
-  kernel.inputs[1].set(weight);
-  kernel.output.compile_jit(halideTarget(target));
+  // Compiled ahead of time as gemmac compiles it (a JIT kernel would get neither the fast
+  // arithmetic's CPU nor prefetcht0: compileKernelToObject).
+  testing::AheadOfTimeKernel compiled(kernel,
+                                      "bench_" + std::string(elementTypeName(type)) +
+                                          (fast ? "_int8_" : "_") + std::to_string(out),
+                                      target);
   for (auto _ : state)
-    kernel.output.realize(result);
+    compiled.run({x, weight}, result);
   report(state, static_cast<double>(rowBytes * out), 2.0 * static_cast<double>(in * out) * rows);
 }
 void BlockQ8_0Logits(benchmark::State& state) {
   blockProjectionBench(state, ElementType::Q8_0, 640, 16384);
+}
+// The whole 262144-row logits (178 MB, as a decode step reads them: from memory, not cache).
+void BlockQ8_0LogitsFull(benchmark::State& state) {
+  blockProjectionBench(state, ElementType::Q8_0, 640, 262144);
 }
 void BlockQ5_0Up(benchmark::State& state) {
   blockProjectionBench(state, ElementType::Q5_0, 640, 2048);
@@ -220,6 +236,20 @@ void BlockQ6_KDown(benchmark::State& state) {
   blockProjectionBench(state, ElementType::Q6_K, 2048, 640);
 }
 BENCHMARK(BlockQ8_0Logits)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BlockQ8_0LogitsFull)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+// The same shapes in the fast arithmetic (--arithmetic fast).
+void FastQ8_0Logits(benchmark::State& state) {
+  blockProjectionBench(state, ElementType::Q8_0, 640, 16384, true);
+}
+void FastQ8_0LogitsFull(benchmark::State& state) {
+  blockProjectionBench(state, ElementType::Q8_0, 640, 262144, true);
+}
+void FastQ4_0Up(benchmark::State& state) {
+  blockProjectionBench(state, ElementType::Q4_0, 640, 2048, true);
+}
+BENCHMARK(FastQ8_0Logits)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(FastQ8_0LogitsFull)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(FastQ4_0Up)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BlockQ5_0Up)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BlockQ4_0Up)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BlockQ4_KDown)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -82,6 +82,11 @@ int main(int argc, char** argv) {
                  "narrow-weights: store the matrices as bf16, f16, or q8_0, q4_0 or q4_k blocks "
                  "(default: leave them)")
       ->check(CLI::IsMember({"checkpoint", "bf16", "f16", "q8_0", "q4_0", "q4_k"}));
+  std::string arithmetic = "exact";
+  app.add_option("--arithmetic", arithmetic,
+                 "quantize-activations: exact (default: mark nothing) or fast (int8 activations "
+                 "for Q8_0/Q4_0-weight matmuls and gated MLPs)")
+      ->check(CLI::IsMember({"exact", "fast"}));
   app.add_option("--emit", emit, "What to print: ir (text IR) or dot (Graphviz, fused ops filled)")
       ->check(CLI::IsMember({"ir", "dot"}));
   CLI::Option* defaultPipeline =
@@ -114,6 +119,8 @@ int main(int argc, char** argv) {
   options.passOptions = passOptions;
   if (weightsDtype != "checkpoint")
     options.passOptions.weightsType = *parseElementType(weightsDtype);
+  if (arithmetic == "fast")
+    options.passOptions.arithmetic = Arithmetic::Fast;
 
   return runReportingErrors([&] {
     std::string text = readInput(inputPath);

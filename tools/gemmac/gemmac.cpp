@@ -201,6 +201,19 @@ void printMemoryPlan(const ImportedModel& model, const PipelineFlags& flags,
   for (const auto& [mnemonic, count] : fused)
     out << " " << mnemonic << "=" << count;
   out << "\n";
+  // Which dot products are exact (f32) and which integer (quantize-activations' marks).
+  int integer = 0, blocks = 0;
+  for (const auto& op : graph->ops)
+    if ((op->kind == OpKind::MatMul || op->kind == OpKind::GatedMlp) && op->operands.size() > 1 &&
+        isBlockQuantized(op->operands[1]->type.elementType)) {
+      ++blocks;
+      integer += op->hasAttr("arithmetic");
+    }
+  out << "arithmetic: "
+      << (bounds.arithmetic == Arithmetic::Fast ? "fast (int8 activations, VNNI dot products)"
+                                                : "exact (f32)")
+      << "; " << integer << " of " << blocks
+      << " block-weight matmuls and gated MLPs in int8, the rest exact\n";
   const GemmaConfig& c = model.config;
   int64_t weights = graph->integerAttr("weights_bytes"),
           cache = graph->integerAttr("kv_cache_bytes"), arena = graph->integerAttr("arena_bytes");
@@ -527,11 +540,14 @@ int main(int argc, char** argv) {
   compile->add_option("--name", programName, "The program's name (default: the folder's)");
   compile->add_option("--emit", emit, "Stop after: ir, ir-opt, llvm, obj, exe (the default)")
       ->check(CLI::IsMember({"ir", "ir-opt", "obj", "llvm", "exe"}));
-  compile->add_option("--target", targetName, "host, avx2 or avx512")
-      ->check(CLI::IsMember({"host", "avx2", "avx512"}));
+  compile
+      ->add_option("--target", targetName,
+                   "host, avx2, avx512 or avx512-vnni (AVX-512 with VNNI and BF16: Zen 4, "
+                   "Sapphire Rapids and later; what --arithmetic fast needs)")
+      ->check(CLI::IsMember({"host", "avx2", "avx512", "avx512-vnni"}));
 
   // The pipeline's flags, the same on every subcommand that runs it.
-  std::string weightsDtype = "checkpoint";
+  std::string weightsDtype = "checkpoint", arithmetic = "exact";
   for (CLI::App* command : {inspect, import, compile}) {
     command
         ->add_option("--max-batch", pipeline.bounds.maxBatch,
@@ -548,6 +564,12 @@ int main(int argc, char** argv) {
                      "are not whole blocks stays f32), or as f32 (a GGUF's blocks dequantized) "
                      "(default: as the checkpoint has them, a GGUF's quantized blocks included)")
         ->check(CLI::IsMember({"checkpoint", "f32", "bf16", "f16", "q8_0", "q4_0", "q4_k"}));
+    command
+        ->add_option("--arithmetic", arithmetic,
+                     "exact (default: block weights decoded to f32, f32 sums) or fast (Q8_0 and "
+                     "Q4_0 weights' dot products with the activations quantized to int8 per "
+                     "block of 32, as llama.cpp computes them; needs AVX512-VNNI)")
+        ->check(CLI::IsMember({"exact", "fast"}));
     command->add_option("--disable-pass", pipeline.disabled,
                         "Leave this pass out of -O (repeatable)");
     command->add_flag("--print-after-all", pipeline.printAfterAll,
@@ -565,6 +587,8 @@ int main(int argc, char** argv) {
 
   if (weightsDtype != "checkpoint")
     pipeline.bounds.weightsType = *parseElementType(weightsDtype);
+  if (arithmetic == "fast")
+    pipeline.bounds.arithmetic = Arithmetic::Fast;
   return runReportingErrors([&] {
     std::optional<Head> head;
     if (!headFlag.empty()) {

@@ -1,0 +1,237 @@
+// The fast arithmetic's kernels (IntegerDotKernels.cpp), compiled ahead of time as gemmac
+// compiles them, against their definition computed here independently: each row of activations
+// quantized per block of 32 as llama.cpp's quantize_row_q8_0 does (scale max|x| / 127, quants
+// roundf(x / scale), ties away from zero), times the weight blocks dequantized by formats/Gguf.cpp
+// (the gguf package's values), summed in double. Random blocks with extreme scales, rows that are
+// not a multiple of the panels, decode and prefill, activations with exact ties.
+#include "AheadOfTimeKernel.h"
+#include "TestUtil.h"
+#include "formats/Gguf.h"
+#include "ir/ElementCodec.h"
+#include "ir/Parser.h"
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+
+namespace gemma {
+namespace {
+
+constexpr ElementType kIntegerTypes[] = {ElementType::Q8_0, ElementType::Q4_0};
+
+std::vector<uint8_t> randomBlocks(ElementType type, int64_t rows, int64_t rowElements,
+                                  std::mt19937_64& rng, bool extremes = true) {
+  codec::StorageLayout layout = codec::storageLayout(type);
+  int64_t blocks = rows * rowElements / layout.blockElements;
+  std::vector<uint8_t> bytes(static_cast<size_t>(blocks * layout.blockBytes));
+  for (uint8_t& b : bytes)
+    b = static_cast<uint8_t>(rng());
+  const double kExtreme[] = {65504.0, 6.103515625e-05, 5.960464477539063e-08, 0.0, -1.5};
+  std::uniform_real_distribution<double> typical(-0.02, 0.02);
+  for (int64_t b = 0; b < blocks; ++b) { // every block's f16 scale at its first byte
+    double scale = extremes && b % 8 == 7 ? kExtreme[(b / 8) % 5] : typical(rng);
+    uint16_t bits = codec::doubleToF16Bits(scale);
+    std::memcpy(&bytes[static_cast<size_t>(b * layout.blockBytes)], &bits, 2);
+  }
+  return bytes;
+}
+
+std::vector<float> dequantized(ElementType type, const std::vector<uint8_t>& bytes,
+                               int64_t elements) {
+  std::vector<float> out(static_cast<size_t>(elements));
+  dequantizeBlocks(static_cast<uint32_t>(ggmlTypeOf(type)), bytes.data(), elements, out.data());
+  return out;
+}
+
+// llama.cpp's quantize_row_q8_0, then each quant times its block's scale.
+std::vector<double> quantizedActivations(const std::vector<float>& x) {
+  std::vector<double> out(x.size());
+  for (size_t b = 0; b < x.size(); b += 32) {
+    float amax = 0;
+    for (size_t i = b; i < b + 32; ++i)
+      amax = std::max(amax, std::fabs(x[i]));
+    float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    for (size_t i = b; i < b + 32; ++i)
+      out[i] = static_cast<double>(d) * std::roundf(x[i] * id);
+  }
+  return out;
+}
+
+// Activations in [-2, 2), and in every third block the exact ties of a block whose scale is 1
+// (max |x| = 127): half-integers, which round away from zero.
+std::vector<float> activations(int64_t rows, int64_t k, std::mt19937_64& rng) {
+  std::vector<float> x(static_cast<size_t>(rows * k));
+  std::uniform_real_distribution<float> value(-2, 2);
+  for (float& v : x)
+    v = value(rng);
+  for (size_t b = 0; b < x.size(); b += 96) {
+    x[b] = 127.0f;
+    for (size_t i = 1; i < 32; ++i)
+      x[b + i] = (static_cast<float>(i % 7) - 3.0f) + (i % 2 ? 0.5f : -0.5f);
+  }
+  return x;
+}
+
+std::string projectionText(ElementType type, int64_t k, int64_t n) {
+  std::string name(elementTypeName(type)), K = std::to_string(k), N = std::to_string(n);
+  return "graph @g(%x: f32[1,seq," + K +
+         "]) {\n  %w = weight() {name = \"w\", perm = [1, 0]} : " + name + "[" + K + "," + N +
+         "]\n  %0 = matmul(%x, %w) {arithmetic = \"int8\"} : f32[1,seq," + N +
+         "]\n  return %0\n}\n";
+}
+
+Halide::Buffer<> weightBuffer(ElementType type, const std::vector<uint8_t>& bytes, int64_t rows,
+                              int64_t k) {
+  Halide::Buffer<uint8_t> b(static_cast<int>(codec::storageBytes(type, k)), static_cast<int>(rows));
+  std::memcpy(b.data(), bytes.data(), bytes.size());
+  return b;
+}
+
+bool vnniHost() {
+  return hostTargetKind() == TargetKind::AVX512VNNI;
+}
+
+TEST(IntegerDotKernels, ProjectionEqualsQuantizedActivationsTimesDequantizedWeights) {
+  if (!vnniHost())
+    GTEST_SKIP() << "this CPU has no AVX512-VNNI";
+  std::mt19937_64 rng(29);
+  for (ElementType type : kIntegerTypes)
+    for (int64_t k : {64, 192}) {
+      int64_t n = 37; // panels of 4 and tasks of 16, with tails
+      auto graph = parseGraph(projectionText(type, k, n));
+      Kernel kernel = buildKernel(*graph->ops.back(), TargetKind::AVX512VNNI);
+      std::string name = "int8_matmul_" + std::string(elementTypeName(type)) + std::to_string(k);
+      testing::AheadOfTimeKernel compiled(kernel, name, TargetKind::AVX512VNNI);
+      std::vector<uint8_t> blocks = randomBlocks(type, n, k, rng);
+      std::vector<float> w = dequantized(type, blocks, n * k);
+      for (int64_t rows : {1, 6}) {
+        std::vector<float> x = activations(rows, k, rng);
+        std::vector<double> xq = quantizedActivations(x);
+        Halide::Buffer<float> xBuffer(static_cast<int>(k), static_cast<int>(rows), 1);
+        std::memcpy(xBuffer.data(), x.data(), x.size() * sizeof(float));
+        Halide::Buffer<float> out(static_cast<int>(n), static_cast<int>(rows), 1);
+        ASSERT_EQ(compiled.run({xBuffer, weightBuffer(type, blocks, n, k)}, out), 0);
+        for (int64_t m = 0; m < rows; ++m)
+          for (int64_t j = 0; j < n; ++j) {
+            double expected = 0, magnitude = 0;
+            for (int64_t i = 0; i < k; ++i) {
+              double term = static_cast<double>(w[static_cast<size_t>(j * k + i)]) *
+                            xq[static_cast<size_t>(m * k + i)];
+              expected += term;
+              magnitude += std::fabs(term);
+            }
+            EXPECT_NEAR(out(static_cast<int>(j), static_cast<int>(m), 0), expected,
+                        1e-5 * magnitude + 1e-30)
+                << elementTypeName(type) << " k " << k << " rows " << rows << " at " << j << ","
+                << m;
+          }
+      }
+    }
+}
+
+// Gate and up on the quantized x, the gated activations quantized again for down: the reference
+// computes the gated activations in double, so a quant may fall on the other side of a rounding
+// boundary; each element may then differ by one quant step of its block.
+TEST(IntegerDotKernels, GatedMlpEqualsItsDefinition) {
+  if (!vnniHost())
+    GTEST_SKIP() << "this CPU has no AVX512-VNNI";
+  std::mt19937_64 rng(31);
+  const int64_t d = 64, inner = 128, rowsMax = 5;
+  for (ElementType type : kIntegerTypes) {
+    std::string t(elementTypeName(type));
+    std::string text = "graph @g(%x: f32[1,seq,64]) {\n"
+                       "  %g = weight() {name = \"g\", perm = [1, 0]} : " +
+                       t + "[64,128]\n  %u = weight() {name = \"u\", perm = [1, 0]} : " + t +
+                       "[64,128]\n  %d = weight() {name = \"d\", perm = [1, 0]} : " + t +
+                       "[128,64]\n  %0 = gated_mlp(%x, %g, %u, %d) {activation = \"gelu_tanh\", "
+                       "arithmetic = \"int8\"} : f32[1,seq,64]\n  return %0\n}\n";
+    auto graph = parseGraph(text);
+    Kernel kernel = buildKernel(*graph->ops.back(), TargetKind::AVX512VNNI);
+    testing::AheadOfTimeKernel compiled(kernel, "int8_gated_mlp_" + t, TargetKind::AVX512VNNI);
+    // Typical scales only (the projection test has the extreme ones; here they would make the
+    // one-step bound meaningless).
+    std::vector<uint8_t> gate = randomBlocks(type, inner, d, rng, false),
+                         up = randomBlocks(type, inner, d, rng, false),
+                         down = randomBlocks(type, d, inner, rng, false);
+    std::vector<float> wg = dequantized(type, gate, inner * d),
+                       wu = dequantized(type, up, inner * d),
+                       wd = dequantized(type, down, d * inner);
+    std::vector<float> x = activations(rowsMax, d, rng);
+    std::vector<double> xq = quantizedActivations(x);
+    Halide::Buffer<float> xBuffer(static_cast<int>(d), static_cast<int>(rowsMax), 1);
+    std::memcpy(xBuffer.data(), x.data(), x.size() * sizeof(float));
+    Halide::Buffer<float> out(static_cast<int>(d), static_cast<int>(rowsMax), 1);
+    ASSERT_EQ(compiled.run({xBuffer, weightBuffer(type, gate, inner, d),
+                            weightBuffer(type, up, inner, d), weightBuffer(type, down, d, inner)},
+                           out),
+              0);
+    for (int64_t m = 0; m < rowsMax; ++m) {
+      std::vector<float> gated(static_cast<size_t>(inner));
+      for (int64_t i = 0; i < inner; ++i) {
+        double g = 0, u = 0;
+        for (int64_t j = 0; j < d; ++j) {
+          g += wg[static_cast<size_t>(i * d + j)] * xq[static_cast<size_t>(m * d + j)];
+          u += wu[static_cast<size_t>(i * d + j)] * xq[static_cast<size_t>(m * d + j)];
+        }
+        double gelu = 0.5 * g * (1 + std::tanh(0.7978845608028654 * (g + 0.044715 * g * g * g)));
+        gated[static_cast<size_t>(i)] = static_cast<float>(gelu * u);
+      }
+      std::vector<double> gq = quantizedActivations(gated);
+      for (int64_t o = 0; o < d; ++o) {
+        double expected = 0, magnitude = 0, step = 0;
+        for (int64_t i = 0; i < inner; ++i) {
+          double w = wd[static_cast<size_t>(o * inner + i)];
+          expected += w * gq[static_cast<size_t>(i)];
+          magnitude += std::fabs(w * gq[static_cast<size_t>(i)]);
+          float amax = 0;
+          for (int64_t e = i / 32 * 32; e < i / 32 * 32 + 32; ++e)
+            amax = std::max(amax, std::fabs(gated[static_cast<size_t>(e)]));
+          step += std::fabs(w) * amax / 127.0 * 1e-3; // a flipped quant is rare: 1 in 1000
+        }
+        EXPECT_NEAR(out(static_cast<int>(o), static_cast<int>(m), 0), expected,
+                    1e-4 * magnitude + step + 1e-30)
+            << t << " row " << m << " output " << o;
+      }
+    }
+  }
+}
+
+std::string disassemble(const std::string& path) {
+  std::string command = "objdump -d --no-show-raw-insn '" + path + "'";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string text;
+  char chunk[4096];
+  while (pipe && fgets(chunk, sizeof chunk, pipe))
+    text += chunk;
+  if (pipe)
+    pclose(pipe);
+  return text;
+}
+
+// The object uses vpdpbusd (EVEX-encoded: a block a ymm) and none of what Halide's Sapphire Rapids CPU
+// would let LLVM pick and Zen 4 lacks: AMX tiles, VEX-encoded AVX-VNNI, AVX512-FP16 conversions.
+// (Compiling needs no VNNI on this machine; running does.)
+TEST(IntegerDotKernels, ObjectHasOnlyZen4Instructions) {
+  for (ElementType type : kIntegerTypes) {
+    auto graph = parseGraph(projectionText(type, 640, 64));
+    Kernel kernel = buildKernel(*graph->ops.back(), TargetKind::AVX512VNNI);
+    std::string path = ::testing::TempDir() + "/int8_object.o";
+    compileKernelToObject(kernel, path, "int8_object", TargetKind::AVX512VNNI);
+    std::string code = disassemble(path);
+    EXPECT_NE(code.find("vpdpbusd %ymm"), std::string::npos) << elementTypeName(type);
+    for (const char* forbidden : {"ldtilecfg", "tdpb", "{vex}", "vcvtsh2ss", "vcvtph2psx", "vmovw"})
+      EXPECT_EQ(code.find(forbidden), std::string::npos) << elementTypeName(type) << forbidden;
+  }
+}
+
+TEST(IntegerDotKernels, RefusedOnATargetWithoutVnni) {
+  auto graph = parseGraph(projectionText(ElementType::Q8_0, 64, 8));
+  EXPECT_THROW(buildKernel(*graph->ops.back(), TargetKind::AVX512), UserError);
+  auto kQuant = parseGraph("graph @g(%x: f32[1,seq,256]) {\n  %w = weight() {name = \"w\", perm = "
+                           "[1, 0]} : q4_k[256,8]\n  %0 = matmul(%x, %w) {arithmetic = \"int8\"} : "
+                           "f32[1,seq,8]\n  return %0\n}\n");
+  EXPECT_THROW(buildKernel(*kQuant->ops.back(), TargetKind::AVX512VNNI), UserError);
+}
+
+} // namespace
+} // namespace gemma
