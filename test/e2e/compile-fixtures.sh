@@ -27,6 +27,10 @@ done
 jobs+=("gqa_h16_f32|gqa_h16_f32|") # the checkpoint of the onnxruntime-genai export
 for dtype in q8_0 q4_0; do
   jobs+=("gqa_h16_f32|gqa_h16_f32-${dtype}w|--weights-dtype $dtype")
+  # The fast arithmetic's programs run only where the CPU has AVX512-VNNI (the test skips else).
+  if grep -qw avx512_vnni /proc/cpuinfo; then
+    jobs+=("gqa_h16_f32|gqa_h16_f32-${dtype}w-fast|--weights-dtype $dtype --arithmetic fast")
+  fi
 done
 for export in mqa_f32_torchscript gqa_exact_sharded_f32_torchscript mqa_f32_torchscript_past \
     mqa_f32_torchscript_external mqa_f32_dynamo mqa_f32_optimum_past \

