@@ -4,7 +4,8 @@
 # machine's read-bandwidth roofline and FMA peak (both measured by this same run), the compile
 # time, and the compiler's and the program's peak memory.
 #   bash scripts/bench.sh [--layers N] [--dtype float32|bfloat16]
-#                         [--weights-dtype bf16|q8_0|q4_0|q4_k] [--prompt-tokens P]
+#                         [--weights-dtype bf16|q8_0|q4_0|q4_k] [--arithmetic exact|fast]
+#                         [--prompt-tokens P]
 #                         [--new-tokens T] [--onnxruntime] [--llama-cpp] [--fusion-table]
 #                         [--profile]
 # (--llama-cpp: also run llama.cpp's llama-bench (scripts/build-llama-cpp.sh) on the same
@@ -27,13 +28,14 @@ for argument in "$@"; do
   [ "$argument" = --gguf ] && exec bash "$root/scripts/bench/gguf.sh" "$@"
 done
 build="${GEMMAC_BUILD_DIR:-$root/build}"
-layers=18 dtype=float32 weights_dtype=checkpoint prompt_tokens=512 new_tokens=16 peer=
+layers=18 dtype=float32 weights_dtype=checkpoint arithmetic=exact prompt_tokens=512 new_tokens=16 peer=
 fusion_table= profile= llama=
 while [ $# -gt 0 ]; do
   case "$1" in
     --layers) layers="$2"; shift 2 ;;
     --dtype) dtype="$2"; shift 2 ;;
     --weights-dtype) weights_dtype="$2"; shift 2 ;;
+    --arithmetic) arithmetic="$2"; shift 2 ;;
     --onnxruntime) peer=onnxruntime; shift ;;
     --llama-cpp) llama=1; shift ;;
     --fusion-table) fusion_table=1; shift ;;
@@ -66,7 +68,7 @@ out="$work/program"
 rm -rf "$out"
 /usr/bin/time -f "compile_seconds %e\ncompile_peak_kib %M" -o "$work/compile.txt" \
   "$build/tools/gemmac/gemmac" compile "$checkpoint" -o "$out" --name gemma --max-seq-len "$max_seq_len" \
-  --weights-dtype "$weights_dtype"
+  --weights-dtype "$weights_dtype" --arithmetic "$arithmetic"
 cat "$work/compile.txt"
 
 # The checkpoint's pages leave the page cache: on a 24 GiB machine they would crowd out the
