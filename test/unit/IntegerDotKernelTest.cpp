@@ -208,9 +208,9 @@ std::string disassemble(const std::string& path) {
   return text;
 }
 
-// The object uses vpdpbusd (EVEX-encoded: a block a ymm) and none of what Halide's Sapphire Rapids CPU
-// would let LLVM pick and Zen 4 lacks: AMX tiles, VEX-encoded AVX-VNNI, AVX512-FP16 conversions.
-// (Compiling needs no VNNI on this machine; running does.)
+// The object uses vpdpbusd (EVEX-encoded: a block a ymm) and none of what Halide's Sapphire Rapids
+// CPU would let LLVM pick and Zen 4 lacks: AMX tiles, VEX-encoded AVX-VNNI, AVX512-FP16
+// conversions. (Compiling needs no VNNI on this machine; running does.)
 TEST(IntegerDotKernels, ObjectHasOnlyZen4Instructions) {
   for (ElementType type : kIntegerTypes) {
     auto graph = parseGraph(projectionText(type, 640, 64));
