@@ -42,8 +42,9 @@ LaneDot rfactorLanes(Func dot, const RDom& r, int lanes) {
 // from memory once per chunk, a chunk's activations once per task. A single row (decode, or the
 // last row alone) gets a tile of one row. `rows` is how many rows the call computes; reads past
 // the last output or row must be clamped by the definition (panels and blocks round up).
-void scheduleLaneDots(Func out, const std::vector<LaneDot>& dots, const std::vector<Var>& v,
-                      int64_t reductionLength, const Expr& rows) {
+// Returns the rows per chunk.
+int scheduleLaneDots(Func out, const std::vector<LaneDot>& dots, const std::vector<Var>& v,
+                     int64_t reductionLength, const Expr& rows) {
   constexpr int kPanel = 4, kRowBlock = 4, kPanelsPerTask = 16, kPrefetchPanels = 2;
   // Rows in chunks whose activations (kChunkBytes of f32, half of L2) stay in cache while every
   // panel of a task reads them: 64 rows of gemma-2b's 2048 features, 16 of its MLP's 16384.
@@ -107,6 +108,7 @@ void scheduleLaneDots(Func out, const std::vector<LaneDot>& dots, const std::vec
     tiled.insert(tiled.end(), v.begin() + 2, v.end());
     update.reorder(tiled).vectorize(lane).unroll(v[0]).unroll(row);
   }
+  return kRowChunk;
 }
 
 void scheduleDotProducts(Func out, const std::vector<std::pair<Func, RDom>>& dots,
@@ -203,23 +205,34 @@ LaneDot panelDot(const std::string& name, const BlockWeight& w,
 // A block-quantized weight's dot products both ways: decoded in registers for one row (decode),
 // through decoded panels for many (prefill). value(v) picks by `rows`; the caller specializes its
 // output on oneRow, and Halide computes in each case only the Funcs that case reads.
+// In the fast arithmetic (integer), one row is an integer dot product instead (many rows keep the
+// f32 panels: IntegerDotKernels' many-row tiles measured slower, 107 against 145 GFLOP/s).
 struct BlockDots {
   LaneDot oneRow, manyRows;
+  std::optional<OneRowIntegerDot> integer;
   std::vector<Func> decoded;
   Expr isOneRow;
   Expr value(const std::vector<Var>& v) const {
-    return select(isOneRow, oneRow.dot(v), manyRows.dot(v));
+    return select(isOneRow, integer ? integer->dot(v) : oneRow.dot(v), manyRows.dot(v));
   }
 };
 
 BlockDots blockDots(const std::string& name, const BlockWeight& w,
                     const std::function<Expr(Expr)>& xAt, const std::vector<Var>& v,
-                    const Expr& rows) {
+                    const Expr& rows, bool integer) {
   BlockDots dots;
-  dots.oneRow = blockDot(name, w, xAt, v);
+  if (integer)
+    dots.integer = oneRowIntegerDot(name, w, xAt, v);
+  else
+    dots.oneRow = blockDot(name, w, xAt, v);
   dots.manyRows = panelDot(name + "_panel", w, xAt, v, dots.decoded);
   dots.isOneRow = rows == 1;
   return dots;
+}
+
+// Whether quantize-activations marked the op for integer dot products.
+bool integerArithmetic(const Op& op) {
+  return op.hasAttr("arithmetic");
 }
 
 // Schedules out over the dot products (scheduleLaneDots), the decoded panels computed at each
@@ -228,13 +241,17 @@ void scheduleBlockDots(Func out, const std::vector<const BlockDots*>& dots,
                        const std::vector<Var>& v, int64_t reductionLength, const Expr& rows) {
   std::vector<LaneDot> laneDots;
   for (const BlockDots* d : dots) {
-    laneDots.push_back(d->oneRow);
+    if (!d->integer)
+      laneDots.push_back(d->oneRow);
     laneDots.push_back(d->manyRows);
   }
-  scheduleLaneDots(out, laneDots, v, reductionLength, rows);
-  for (const BlockDots* d : dots)
+  int rowChunk = scheduleLaneDots(out, laneDots, v, reductionLength, rows);
+  for (const BlockDots* d : dots) {
     for (Func panel : d->decoded)
       panel.compute_at(out, Var("panel")).vectorize(panel.args()[0]);
+    if (d->integer)
+      d->integer->schedule(out, rows, rowChunk);
+  }
   out.specialize(dots.front()->isOneRow);
 }
 
@@ -261,7 +278,8 @@ Kernel blockMatmul(const Op& op, TargetKind target) {
   // The operand's rows pick the way (a definition cannot read its own output's extent): a
   // prompt's logits, which keep only the last row, go through the panels once per prompt.
   Expr rows = a.dim(1).extent();
-  BlockDots dots = blockDots("dot", w, rowReader(a, v), v, rows);
+  k.usesDotProductInstructions = integerArithmetic(op);
+  BlockDots dots = blockDots("dot", w, rowReader(a, v), v, rows, k.usesDotProductInstructions);
   k.output = Func("out");
   Expr value = dots.value(v);
   if (const double* softcap = op.attr<double>("softcap"); softcap && *softcap > 0) {
@@ -290,8 +308,10 @@ Kernel blockGatedMlp(const Op& op, TargetKind target) {
   Var i("i");
   std::vector<Var> iRows = {i};
   iRows.insert(iRows.end(), v.begin() + 1, v.end());
-  BlockDots gateDots = blockDots("gate_dot", gate, rowReader(x, iRows), iRows, rows);
-  BlockDots upDots = blockDots("up_dot", up, rowReader(x, iRows), iRows, rows);
+  k.usesDotProductInstructions = integerArithmetic(op);
+  bool integer = k.usesDotProductInstructions;
+  BlockDots gateDots = blockDots("gate_dot", gate, rowReader(x, iRows), iRows, rows, integer);
+  BlockDots upDots = blockDots("up_dot", up, rowReader(x, iRows), iRows, rows, integer);
   Func gatedRows("gated_rows");
   gatedRows(iRows) = gelu(gateDots.value(iRows), tanhApproximation) * upDots.value(iRows);
   auto gatedAt = [&](Expr feature) {
@@ -299,7 +319,7 @@ Kernel blockGatedMlp(const Op& op, TargetKind target) {
     at.insert(at.end(), v.begin() + 1, v.end());
     return Expr(gatedRows(at));
   };
-  BlockDots downDots = blockDots("down_dot", down, gatedAt, v, rows);
+  BlockDots downDots = blockDots("down_dot", down, gatedAt, v, rows, integer);
   k.output = Func("out");
   k.output(v) = cast(halideType(op.result()->type.elementType), downDots.value(v));
   gatedRows.compute_root();

@@ -1,10 +1,11 @@
-// The fast arithmetic (--arithmetic fast): dot products of block-quantized weights with
-// activations quantized to int8, as llama.cpp computes them. Each row of activations is cut into
-// blocks of 32 and each block rounded to int8 with its own f32 scale (llama.cpp's
-// quantize_row_q8_0: scale max|x| / 127, quants roundf(x / scale)); a weight block's quants
-// (unsigned, with the type's offset: Q8_0's quants + 128, Q4_0's as stored) multiply
-// the activation quants in AVX512-VNNI's vpdpbusd, a block's 32 products into 8 i32 lanes, and
-// each block's integer sum is scaled once by both blocks' scales. Exact arithmetic (the default,
+// The fast arithmetic (--arithmetic fast): dot products of block-quantized weights with one row
+// of activations quantized to int8, as llama.cpp computes them (DotProductKernels.cpp's block
+// kernels use them for one row; many rows keep the exact f32 panels, which measured faster). Each
+// row of activations is cut into blocks of 32 and each block rounded to int8 with its own f32 scale
+// (llama.cpp's quantize_row_q8_0: scale max|x| / 127, quants roundf(x / scale)); a weight block's
+// quants (unsigned, with the type's offset: Q8_0's quants + 128, Q4_0's as stored) multiply the
+// activation quants in AVX512-VNNI's vpdpbusd, a block's 32 products into 8 i32 lanes, and each
+// block's integer sum is scaled once by both blocks' scales. Exact arithmetic (the default,
 // DotProductKernels.cpp) instead decodes every weight to f32.
 #include "backend/halide/KernelBuilders.h"
 #include "ir/ElementCodec.h"
@@ -147,165 +148,64 @@ IntegerDot integerDot(const std::string& name, const BlockWeight& w, const Quant
   return d;
 }
 
-// Schedules out(v) over integer dot products as scheduleLaneDots does f32 ones: tasks of panels of
-// kPanel weight rows across the cores; in a panel, a kPanel x kRowBlock tile of f32 lane
-// accumulators (one row in decode) while the blocks stream through; each block's integer sums
-// computed for the whole tile first.
-void scheduleIntegerDots(Func out, const std::vector<IntegerDot>& dots, const std::vector<Var>& v,
-                         const Expr& rows) {
-  constexpr int kPanel = 4, kRowBlock = 4, kPanelsPerTask = 16, kPrefetchPanels = 2;
-  Var panel("panel"), column("column"), task("task");
-  out.split(v[0], panel, column, kPanel, TailStrategy::GuardWithIf);
-  out.split(panel, task, panel, kPanelsPerTask, TailStrategy::GuardWithIf).parallel(task);
-  std::vector<VarOrRVar> order = {column};
-  Var chunk("row_chunk"), inChunk("row_in_chunk");
-  if (v.size() > 1) {
-    out.split(v[1], chunk, inChunk, 64, TailStrategy::GuardWithIf);
-    order.push_back(inChunk);
-  }
-  order.push_back(panel);
-  if (v.size() > 1)
-    order.push_back(chunk);
-  order.push_back(task);
-  order.insert(order.end(), v.begin() + std::min<size_t>(v.size(), 2), v.end());
-  out.reorder(order);
-  for (IntegerDot d : dots) { // (Funcs are handles: a copy schedules the same one)
-    // The weight rows two panels ahead (rows of 20 blocks are too short a stream for the
-    // hardware prefetchers to learn; compileKernelToObject makes these prefetcht0).
-    // (In decode: many rows reuse each panel from cache.)
-    Stage decode = v.size() > 1 ? Stage(out.specialize(rows == 1)) : Stage(out);
-    decode.prefetch(d.weight, panel, panel, kPrefetchPanels);
-    d.dot.compute_at(out, panel);
-    std::vector<Var> storage = {d.l4, d.g};
-    storage.insert(storage.end(), v.begin(), v.end());
-    d.partial.compute_at(out, panel).reorder_storage(storage).vectorize(d.l4).vectorize(d.g);
-    d.partial.bound_extent(v[0], kPanel);
-    for (Func f : {d.dot, d.partial}) {
-      f.bound_storage(v[0], kPanel);
-      if (v.size() > 1)
-        f.bound_storage(v[1], 64);
-      for (size_t i = 2; i < v.size(); ++i)
-        f.bound_storage(v[i], 1);
-    }
-    Stage update = d.partial.update();
-    Var block("row_block"), row("row");
-    auto vectorized = [&](Stage s) { s.vectorize(d.l4).vectorize(d.g); };
-    if (v.size() == 1) {
-      update.reorder(d.l4, d.g, v[0], d.block);
-      vectorized(update);
-      update.unroll(v[0]);
-    } else {
-      std::vector<VarOrRVar> single = {d.l4, d.g, v[0], d.block, v[1]};
-      single.insert(single.end(), v.begin() + 2, v.end());
-      Stage one = update.specialize(rows == 1);
-      one.reorder(single);
-      vectorized(one);
-      one.unroll(v[0]);
-      update.split(v[1], block, row, kRowBlock, TailStrategy::GuardWithIf);
-      std::vector<VarOrRVar> tiled = {d.l4, d.g, v[0], row, d.block, block};
-      tiled.insert(tiled.end(), v.begin() + 2, v.end());
-      update.reorder(tiled);
-      vectorized(update);
-      update.unroll(v[0]).unroll(row);
-    }
-    // The tile's integer sums and scales at each block: 32 products per vpdpbusd.
-    d.integerSum.compute_at(d.partial, d.block);
-    d.integerSum.vectorize(d.l4).vectorize(d.g);
-    std::vector<VarOrRVar> sumOrder = {d.inLane, d.l4, d.g, v[0]};
-    sumOrder.insert(sumOrder.end(), v.begin() + 1, v.end());
-    Stage sum = d.integerSum.update();
-    sum.reorder(sumOrder).atomic(true).vectorize(d.inLane).vectorize(d.l4).vectorize(d.g);
-    sum.unroll(v[0]);
-    d.scale.compute_at(d.partial, d.block);
-  }
-}
-
-// Reads x [K, rows...] at element k of the row at coordinates rowVars (clamped: row blocks
-// round up past the last row).
-std::function<Expr(Expr)> activationReader(const ImageParam& x, const std::vector<Var>& rowVars) {
-  return [x, rowVars](Expr k) {
-    std::vector<Expr> at = {std::move(k)};
-    for (size_t d = 0; d < rowVars.size(); ++d)
-      at.push_back(d == 0 ? clamp(rowVars[d], 0, x.dim(1).extent() - 1) : Expr(rowVars[d]));
-    return Expr(x(at));
-  };
-}
-
-void scheduleActivations(QuantizedActivations q, const std::vector<Var>& rowVars) {
-  for (Func f : {q.scale, q.quant, q.laneSum}) {
-    f.compute_root();
-    if (!rowVars.empty())
-      f.parallel(rowVars.back());
-  }
-  q.quant.vectorize(q.quant.args()[0], 64, TailStrategy::GuardWithIf);
-  q.laneSum.vectorize(q.laneSum.args()[0], 16, TailStrategy::GuardWithIf);
-  q.scale.vectorize(q.scale.args()[0], 16, TailStrategy::GuardWithIf);
-}
-
 } // namespace
 
-// matmul with a block-quantized weight in the fast arithmetic: the activation rows quantized
-// once, then every output an integer dot product over its weight row.
-Kernel integerBlockMatmul(const Op& op) {
-  Kernel k;
-  k.name = "matmul";
-  k.usesDotProductInstructions = true;
-  ImageParam a = operandParam(op, 0, "a");
-  BlockWeight w = blockWeightParam(op, 1, "b");
-  k.inputs = {a, w.bytes};
-  std::vector<Var> v = vars(op.result()->type.rank()); // v[0] = n, v[1] = m, then batch dims
+OneRowIntegerDot oneRowIntegerDot(const std::string& name, const BlockWeight& w,
+                                  const std::function<Expr(Expr)>& xAt, const std::vector<Var>& v) {
   std::vector<Var> rowVars(v.begin() + 1, v.end());
-  QuantizedActivations x = quantizeActivations("x", activationReader(a, rowVars), rowVars);
-  IntegerDot dot = integerDot("dot", w, x, v);
-  k.output = Func("out");
-  Expr value = dot.dot(v);
-  if (const double* softcap = op.attr<double>("softcap"); softcap && *softcap > 0) {
-    float c = static_cast<float>(*softcap);
-    value = vectorTanh(value / c) * c;
-  }
-  k.output(v) = cast(halideType(op.result()->type.elementType), value);
-  scheduleActivations(x, rowVars);
-  scheduleIntegerDots(k.output, {dot}, v, v.size() > 1 ? a.dim(1).extent() : Expr(1));
-  return k;
-}
-
-// The gated MLP in the fast arithmetic: x quantized once for gate and up, the gated activations
-// (f32, all rows first, parallel over their features) quantized for the down projection.
-Kernel integerBlockGatedMlp(const Op& op) {
-  Kernel k;
-  k.name = "gated_mlp";
-  k.usesDotProductInstructions = true;
-  ImageParam x = operandParam(op, 0, "x");
-  BlockWeight gate = blockWeightParam(op, 1, "gate"), up = blockWeightParam(op, 2, "up"),
-              down = blockWeightParam(op, 3, "down");
-  k.inputs = {x, gate.bytes, up.bytes, down.bytes};
-  std::vector<Var> v = vars(op.result()->type.rank());
-  std::vector<Var> rowVars(v.begin() + 1, v.end());
-  bool tanhApproximation = *op.attr<std::string>("activation") == "gelu_tanh";
-  Expr rows = v.size() > 1 ? x.dim(1).extent() : Expr(1);
-  Var i("i");
-  std::vector<Var> iRows = {i};
-  iRows.insert(iRows.end(), rowVars.begin(), rowVars.end());
-  QuantizedActivations xq = quantizeActivations("x", activationReader(x, rowVars), rowVars);
-  IntegerDot gateDot = integerDot("gate_dot", gate, xq, iRows);
-  IntegerDot upDot = integerDot("up_dot", up, xq, iRows);
-  Func gatedRows("gated_rows");
-  gatedRows(iRows) = gelu(gateDot.dot(iRows), tanhApproximation) * upDot.dot(iRows);
-  auto gatedAt = [&](Expr feature) {
-    std::vector<Expr> at = {std::move(feature)};
-    at.insert(at.end(), rowVars.begin(), rowVars.end());
-    return Expr(gatedRows(at));
+  QuantizedActivations x = quantizeActivations(name + "_x", xAt, rowVars);
+  IntegerDot d = integerDot(name, w, x, v);
+  OneRowIntegerDot result;
+  result.dot = d.dot;
+  result.schedule = [x, d, v](Func out, const Expr& rows, int rowChunk) {
+    constexpr int kPanel = 4, kPrefetchPanels = 2; // scheduleLaneDots' panels
+    Var panel("panel");
+    // The rows quantized once, before the panels. (Per task, the logits' 4096 tasks spent a
+    // sixth of their time requantizing the row; many rows, which read the f32 panels instead,
+    // pay one pass over their activations.)
+    QuantizedActivations q = x;
+    for (Func f : {q.scale, q.quant, q.laneSum}) {
+      f.compute_root();
+      if (v.size() > 1)
+        f.parallel(v.back());
+    }
+    q.quant.vectorize(q.quant.args()[0], 64, TailStrategy::GuardWithIf);
+    q.laneSum.vectorize(q.laneSum.args()[0], 16, TailStrategy::GuardWithIf);
+    q.scale.vectorize(q.scale.args()[0], 16, TailStrategy::GuardWithIf);
+    // The weight rows two panels ahead (rows of 20 blocks are too short a stream for the hardware
+    // prefetchers to learn; compileKernelToObject makes these prefetcht0).
+    Stage decode = v.size() > 1 ? Stage(out.specialize(rows == 1)) : Stage(out);
+    decode.prefetch(d.weight, panel, panel, kPrefetchPanels);
+    IntegerDot f = d; // (Funcs are handles: a copy schedules the same one)
+    f.dot.compute_at(out, panel);
+    std::vector<Var> storage = {f.l4, f.g};
+    storage.insert(storage.end(), v.begin(), v.end());
+    f.partial.compute_at(out, panel).reorder_storage(storage).vectorize(f.l4).vectorize(f.g);
+    f.partial.bound_extent(v[0], kPanel);
+    for (Func func : {f.dot, f.partial}) {
+      func.bound_storage(v[0], kPanel);
+      if (v.size() > 1)
+        func.bound_storage(v[1], rowChunk);
+      for (size_t i = 2; i < v.size(); ++i)
+        func.bound_storage(v[i], 1);
+    }
+    // A panel's kPanel rows of lanes in registers while the blocks stream through (the row
+    // loop outside the block loop: its extent is 1).
+    std::vector<VarOrRVar> order = {f.l4, f.g, v[0], f.block};
+    order.insert(order.end(), v.begin() + 1, v.end());
+    Stage update = f.partial.update();
+    update.reorder(order).vectorize(f.l4).vectorize(f.g).unroll(v[0]);
+    // Each block's integer sums and scales for the panel: 32 products per vpdpbusd.
+    f.integerSum.compute_at(f.partial, f.block);
+    f.integerSum.vectorize(f.l4).vectorize(f.g);
+    std::vector<VarOrRVar> sumOrder = {f.inLane, f.l4, f.g, v[0]};
+    sumOrder.insert(sumOrder.end(), v.begin() + 1, v.end());
+    Stage sum = f.integerSum.update();
+    sum.reorder(sumOrder).atomic(true).vectorize(f.inLane).vectorize(f.l4).vectorize(f.g);
+    sum.unroll(v[0]);
+    f.scale.compute_at(f.partial, f.block);
   };
-  QuantizedActivations gq = quantizeActivations("gated", gatedAt, rowVars);
-  IntegerDot downDot = integerDot("down_dot", down, gq, v);
-  k.output = Func("out");
-  k.output(v) = cast(halideType(op.result()->type.elementType), downDot.dot(v));
-  scheduleActivations(xq, rowVars);
-  gatedRows.compute_root();
-  scheduleIntegerDots(gatedRows, {gateDot, upDot}, iRows, rows);
-  scheduleActivations(gq, rowVars);
-  scheduleIntegerDots(k.output, {downDot}, v, rows);
-  return k;
+  return result;
 }
 
 } // namespace gemma::kernels

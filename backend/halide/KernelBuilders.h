@@ -77,6 +77,20 @@ struct BlockWeight {
 };
 BlockWeight blockWeightParam(const Op& op, size_t i, const std::string& name);
 
+// ---- The fast arithmetic (IntegerDotKernels.cpp) ------------------------------------------------
+
+// dot(v) = sum over k of x(k) * w(v[0], k) for one row of activations (xAt reads element k of the
+// row at v[1...]) quantized to int8 per block of 32, in integer dot products (VNNI). schedule()
+// places its Funcs in `out`, which the block kernels' schedule has split into tasks and panels
+// (rowChunk: the rows its chunks bound storage to), for its rows == 1 case.
+struct OneRowIntegerDot {
+  Halide::Func dot;
+  std::function<void(Halide::Func out, const Halide::Expr& rows, int rowChunk)> schedule;
+};
+OneRowIntegerDot oneRowIntegerDot(const std::string& name, const BlockWeight& w,
+                                  const std::function<Halide::Expr(Halide::Expr)>& xAt,
+                                  const std::vector<Halide::Var>& v);
+
 // ---- Elementwise (ElementwiseKernels.cpp) -------------------------------------------------------
 
 // The value of one result element from the widened operands (widen above).
@@ -96,8 +110,6 @@ Kernel rmsNorm(const Op& op, TargetKind target);   // NormRotaryKernels.cpp
 Kernel rotary(const Op& op, TargetKind target);    //
 Kernel matmul(const Op& op, TargetKind target);    // DotProductKernels.cpp
 Kernel gatedMlp(const Op& op, TargetKind target);  //
-Kernel integerBlockMatmul(const Op& op);           // IntegerDotKernels.cpp
-Kernel integerBlockGatedMlp(const Op& op);         //
 Kernel attention(const Op& op, TargetKind target); // AttentionKernels.cpp
 Kernel softmax(const Op& op, TargetKind target);   //
 Kernel reduce(const Op& op, TargetKind target);    // ReductionKernels.cpp

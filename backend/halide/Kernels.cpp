@@ -142,12 +142,12 @@ bool hasKernel(const Op& op) {
 
 namespace {
 
-// Whether quantize-activations marked `op` for integer dot products ({arithmetic = "int8"}); its
-// target must have them.
-bool integerArithmetic(const Op& op, TargetKind target) {
+// Where quantize-activations marked `op` for integer dot products ({arithmetic = "int8"}), its
+// target must have them (the block kernels then use them: DotProductKernels.cpp).
+void checkArithmetic(const Op& op, TargetKind target) {
   const std::string* arithmetic = op.attr<std::string>("arithmetic");
   if (!arithmetic)
-    return false;
+    return;
   if (*arithmetic != "int8")
     throw UserError(op.loc, "unknown arithmetic '" + *arithmetic + "' (int8 is the one)");
   if (!hasDotProductInstructions(target))
@@ -157,7 +157,6 @@ bool integerArithmetic(const Op& op, TargetKind target) {
     if (!hasIntegerDotProduct(op.operands[i]->type.elementType))
       throw UserError(op.loc,
                       "no integer dot product for " + op.operands[i]->type.str() + " weights");
-  return true;
 }
 
 } // namespace
@@ -254,7 +253,8 @@ Kernel buildKernel(const Op& op, TargetKind target) {
   case OpKind::Where:
     return each([](const Args& a) { return Halide::select(truth(a[0]), a[1], a[2]); });
   case OpKind::MatMul:
-    return integerArithmetic(op, target) ? integerBlockMatmul(op) : matmul(op, target);
+    checkArithmetic(op, target);
+    return matmul(op, target);
   case OpKind::ReduceMean:
   case OpKind::ReduceSum:
   case OpKind::ReduceMax:
@@ -287,8 +287,7 @@ Kernel buildKernel(const Op& op, TargetKind target) {
   case OpKind::Attention:
     return attention(op, target);
   case OpKind::GatedMlp:
-    if (integerArithmetic(op, target))
-      return integerBlockGatedMlp(op);
+    checkArithmetic(op, target);
     return gatedMlp(op, target);
   case OpKind::KVCacheAppend:
     return cacheRows(op, target);

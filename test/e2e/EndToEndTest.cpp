@@ -294,10 +294,13 @@ TEST_P(QuantizedWeights, ExactArithmeticEqualsTransformersOnTheDequantizedModel)
 INSTANTIATE_TEST_SUITE_P(Fixtures, QuantizedWeights, ::testing::Values("q8_0", "q4_0"));
 
 // The same blocks with --arithmetic fast (compile-fixtures.sh compiles them where the CPU has
-// AVX512-VNNI): the activations rounded to int8 per block of 32 move the logits from
-// transformers' on the dequantized blocks by more than exact arithmetic's rounding (1e-4) but
-// within the stated bound, 1e-2 x max|logit| (measured: 2.9e-3 for q8_0, 3.3e-3 for q4_0); the
-// greedy ids that agree are printed.
+// AVX512-VNNI). Its integer dot products compute one row (decode, and a one-token prompt); many
+// rows (a prompt) keep the exact f32 panels. So: a prompt's logits equal transformers' on the
+// dequantized blocks within 1e-4 x max|logit| as exact arithmetic's do; the logits of each row's
+// first token alone (transformers' logits at that position: attention is causal), computed in
+// int8, are within the stated bound, 1e-2 x max|logit| (measured: 2.85e-3 for q8_0, 2.94e-3
+// for q4_0), and not within exact arithmetic's; the greedy ids that agree are
+// printed.
 class FastArithmetic : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FastArithmetic, WithinTheStatedBoundOfTransformersOnTheDequantizedModel) {
@@ -305,14 +308,36 @@ TEST_P(FastArithmetic, WithinTheStatedBoundOfTransformersOnTheDequantizedModel) 
   std::string dir = std::string(GEMMAC_E2E_DIR) + "/" + fixture + "-" + GetParam() + "w-fast";
   if (!std::filesystem::exists(dir) && !__builtin_cpu_supports("avx512vnni"))
     GTEST_SKIP() << "no AVX512-VNNI on this CPU: the fast arithmetic cannot run here";
+  std::string program = dir + "/" + fixture;
   json reference = testing::loadHFReference(fixture, "reference_" + GetParam() + ".json");
-  NarrowedRun fast = runAgainst(dir + "/" + fixture, reference, fixture + "-fast-" + GetParam());
-  std::printf("%s (--weights-dtype %s --arithmetic fast): worst logit error vs transformers on the "
-              "dequantized blocks %.3g x max|logit|, greedy ids agree for %zu of %zu\n",
-              fixture.c_str(), GetParam().c_str(), fast.worst.relative(), fast.agree,
-              fast.generated);
-  EXPECT_LE(fast.worst.relative(), 1e-2);
-  EXPECT_GT(fast.worst.relative(), 1e-4); // it is not the exact arithmetic
+  NarrowedRun prompts = runAgainst(program, reference, fixture + "-fast-" + GetParam());
+  EXPECT_LE(prompts.worst.relative(), 1e-4);
+  const json& expected = reference["logits"];
+  int64_t columns = expected["shape"][1].get<int64_t>(),
+          vocab = expected["shape"][2].get<int64_t>();
+  std::string dump = ::testing::TempDir() + "/" + fixture + "-fast-one-" + GetParam() + ".f32";
+  Worst oneRow;
+  for (size_t r = 0; r < reference["input_ids"].size(); ++r) {
+    std::vector<int64_t> ids = unpadded(reference, r);
+    Output out = run(program + " --input-ids " + std::to_string(ids[0]) +
+                         " --max-new-tokens 1 --dump-logits " + dump,
+                     true);
+    ASSERT_EQ(out.status, 0) << out.text;
+    std::vector<float> row = readFloats(dump);
+    ASSERT_EQ(static_cast<int64_t>(row.size()), vocab);
+    int64_t start =
+        (static_cast<int64_t>(r) * columns + columns - static_cast<int64_t>(ids.size())) * vocab;
+    for (int64_t i = 0; i < vocab; ++i)
+      oneRow.add(row[static_cast<size_t>(i)],
+                 expected["data"][static_cast<size_t>(start + i)].get<double>());
+  }
+  std::printf("%s (--weights-dtype %s --arithmetic fast): prompts' logits (f32 panels) %.3g, "
+              "first tokens' (int8) %.3g x max|logit| from transformers on the dequantized "
+              "blocks; greedy ids agree for %zu of %zu\n",
+              fixture.c_str(), GetParam().c_str(), prompts.worst.relative(), oneRow.relative(),
+              prompts.agree, prompts.generated);
+  EXPECT_LE(oneRow.relative(), 1e-2);
+  EXPECT_GT(oneRow.relative(), 1e-4); // it is not the exact arithmetic
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, FastArithmetic, ::testing::Values("q8_0", "q4_0"));

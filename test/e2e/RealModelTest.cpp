@@ -129,11 +129,13 @@ TEST(RealModel, Bf16WeightsLogitsWithinStatedBound) {
   }
 }
 
-// --arithmetic fast (the Q8_0 tensors' dot products with int8 activations: the logits and half
-// the value projections; the Q5_0, Q4_K and Q6_K ones stay exact). The activations' rounding
-// moved the logits by 0.43-0.63% of max|logit| on these prompts: the bound is 2%, with the
-// argmax unchanged; the greedy ids that agree with transformers' are printed.
-TEST(RealModel, FastArithmeticLogitsWithinStatedBound) {
+// --arithmetic fast: the Q8_0 tensors' dot products (the logits and half the value projections)
+// with int8 activations for one row (each generated token); a prompt's many rows keep the exact
+// f32 panels, so its last-row logits stay within 1e-4 of transformers', the argmax kept. The
+// generated tokens then go through the int8 kernels: their greedy ids followed transformers' for
+// all 50 tokens of each prompt when measured; the test requires 10 (a broken integer kernel loses
+// them at the first generated token) and prints how many agree.
+TEST(RealModel, FastArithmeticPromptExactAndGenerationFollowsTransformers) {
   if (!std::filesystem::exists(std::string(GEMMAC_REAL_MODEL_DIR) + "/fast") &&
       !__builtin_cpu_supports("avx512vnni"))
     GTEST_SKIP() << "no AVX512-VNNI on this CPU: the fast arithmetic cannot run here";
@@ -147,11 +149,14 @@ TEST(RealModel, FastArithmeticLogitsWithinStatedBound) {
     size_t agree = 0;
     while (agree < got.size() && agree < want.size() && got[agree] == want[agree])
       ++agree;
-    std::printf("fast arithmetic, %s: max |error| / max|logit| = %.3g, greedy ids agree for %zu "
-                "of %zu\n",
-                prompt["name"].get<std::string>().c_str(), check.relative, agree, want.size());
-    EXPECT_LE(check.relative, 0.02) << prompt["name"];
+    size_t promptLength = prompt["prompt_ids"].size();
+    std::printf("fast arithmetic, %s: prompt's last-row logits %.3g x max|logit| from "
+                "transformers; greedy ids agree for %zu of %zu (%zu generated)\n",
+                prompt["name"].get<std::string>().c_str(), check.relative, agree, want.size(),
+                want.size() - promptLength);
+    EXPECT_LE(check.relative, 1e-4) << prompt["name"];
     EXPECT_TRUE(check.sameArgmax) << prompt["name"];
+    EXPECT_GE(agree, promptLength + 10) << prompt["name"];
   }
 }
 
