@@ -15,12 +15,12 @@
 
 namespace gemma {
 
-// Compile-time bounds of a run, for the planning passes: the largest batch and the longest
-// sequence (past + new tokens) the compiled program will accept.
 // How kernels with block-quantized weights compute: Exact decodes each weight to f32 and sums in
-// f32; Fast (--arithmetic fast) quantizes the activations to int8 for integer dot products.
+// f32; Fast (--arithmetic fast) quantizes a row of activations to int8 for integer dot products.
 enum class Arithmetic { Exact, Fast };
 
+// Compile-time bounds of a run, for the planning passes: the largest batch and the longest
+// sequence (past + new tokens) the compiled program will accept.
 struct PassOptions {
   int64_t maxBatch = 1;
   int64_t maxSeqLen = 256;

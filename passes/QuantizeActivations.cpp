@@ -1,11 +1,12 @@
 /// \file
 /// quantize-activations (--arithmetic fast): marks the matmuls and gated MLPs whose weights are
 /// in blocks the fast arithmetic has integer dot products for (Q8_0, Q4_0) with
-/// {arithmetic = "int8"}: their kernels quantize the activations per block of 32 to int8 as
-/// llama.cpp does and multiply them with the weights' quants in integers (AVX512-VNNI), instead of
-/// decoding every weight to f32. The results then differ from transformers' by the activations'
-/// rounding. A gated MLP is marked only where all three weights qualify. Without --arithmetic fast
-/// it changes nothing. Runs after narrow-weights, which gives the weights their block types.
+/// {arithmetic = "int8"}: for one row of activations (decode), their kernels quantize it per
+/// block of 32 to int8 as llama.cpp does and multiply it with the weights' quants in integers
+/// (AVX512-VNNI), instead of decoding every weight to f32; many rows keep the exact f32 panels.
+/// The results then differ from transformers' by the activations' rounding. A gated MLP is marked
+/// only where all three weights qualify. Without --arithmetic fast it changes nothing. Runs after
+/// narrow-weights, which gives the weights their block types.
 
 #include "passes/Pass.h"
 

@@ -17,10 +17,7 @@ struct LaneDot {
   Func dot, partial;
   Var lane;
   RVar outer;
-  // A block-quantized weight's bytes, prefetched two panels ahead: a Q8_0 row of 640 is only 680
-  // bytes, too short a stream for the hardware prefetchers to learn before it ends. (As
-  // prefetcht0: compileKernelToObject's. Halide's own prefetchnta was slower than none on an
-  // Intel Xeon.)
+  // A block-quantized weight's bytes, prefetched in decode (prefetchWeightRowsInDecode).
   std::optional<ImageParam> streamed;
 };
 
@@ -45,7 +42,7 @@ LaneDot rfactorLanes(Func dot, const RDom& r, int lanes) {
 // Returns the rows per chunk.
 int scheduleLaneDots(Func out, const std::vector<LaneDot>& dots, const std::vector<Var>& v,
                      int64_t reductionLength, const Expr& rows) {
-  constexpr int kPanel = 4, kRowBlock = 4, kPanelsPerTask = 16, kPrefetchPanels = 2;
+  constexpr int kPanel = kDotPanel, kRowBlock = 4, kPanelsPerTask = 16;
   // Rows in chunks whose activations (kChunkBytes of f32, half of L2) stay in cache while every
   // panel of a task reads them: 64 rows of gemma-2b's 2048 features, 16 of its MLP's 16384.
   // (KernelBench's GatedMlp/512: 0.25 MiB 119, 0.5 MiB 138, 1 MiB 156, 2 MiB 138 GFLOP/s.)
@@ -73,10 +70,8 @@ int scheduleLaneDots(Func out, const std::vector<LaneDot>& dots, const std::vect
   order.insert(order.end(), v.begin() + std::min<size_t>(v.size(), 2), v.end());
   out.reorder(order);
   for (const LaneDot& laneDot : dots) {
-    if (laneDot.streamed) { // in decode (many rows reuse each panel: no need)
-      Stage decode = v.size() > 1 ? Stage(out.specialize(rows == 1)) : Stage(out);
-      decode.prefetch(*laneDot.streamed, panel, panel, kPrefetchPanels);
-    }
+    if (laneDot.streamed)
+      prefetchWeightRowsInDecode(out, *laneDot.streamed, v.size(), rows);
     Func dot = laneDot.dot, partial = laneDot.partial;
     Var lane = laneDot.lane;
     RVar outer = laneDot.outer;
@@ -330,6 +325,12 @@ Kernel blockGatedMlp(const Op& op, TargetKind target) {
 }
 
 } // namespace
+
+void prefetchWeightRowsInDecode(Func out, const ImageParam& weight, size_t dims, const Expr& rows) {
+  Var panel("panel");
+  Stage decode = dims > 1 ? Stage(out.specialize(rows == 1)) : Stage(out);
+  decode.prefetch(weight, panel, panel, kPrefetchPanels);
+}
 
 // matmul [..., M, K] x [..., K, N], ONNX's (numpy's) batched product with broadcast batch dims:
 // the model's projections (a 2-D right operand) and, with fusions off, attention's QK^T and PV.

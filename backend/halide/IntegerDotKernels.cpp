@@ -126,13 +126,10 @@ IntegerDot integerDot(const std::string& name, const BlockWeight& w, const Quant
   std::vector<Var> sumVars = varsWithRows({d.l4, d.g, d.blockVar, v[0]});
   d.integerSum(sumVars) = 0;
   d.integerSum(sumVars) += cast<int32_t>(u.value) * cast<int32_t>(x.quant(withRows({k})));
-  // Both blocks' scales, once per block and row.
-  std::function<Expr(Expr)> bytes = w.rowBytes(v[0]);
+  // Both blocks' scales, once per block and row (the weight's as exact arithmetic reads it).
   d.scale = Func(name + "_scale");
   std::vector<Var> scaleVars = varsWithRows({d.blockVar, v[0]});
-  d.scale(scaleVars) =
-      halfToFloat(cast<uint16_t>(bytes(base)) | (cast<uint16_t>(bytes(base + 1)) << 8)) *
-      x.scale(withRows({d.blockVar}));
+  d.scale(scaleVars) = w.term(v[0], d.blockVar, 0, 0).scale * x.scale(withRows({d.blockVar}));
   // Per lane: the integer sum less the offset's share (lane j sums elements 4j .. 4j + 3).
   Expr lane = 8 * d.blockVar + 4 * d.g + d.l4;
   Expr corrected = d.integerSum(sumVars) - u.offset * x.laneSum(withRows({lane}));
@@ -158,7 +155,6 @@ OneRowIntegerDot oneRowIntegerDot(const std::string& name, const BlockWeight& w,
   OneRowIntegerDot result;
   result.dot = d.dot;
   result.schedule = [x, d, v](Func out, const Expr& rows, int rowChunk) {
-    constexpr int kPanel = 4, kPrefetchPanels = 2; // scheduleLaneDots' panels
     Var panel("panel");
     // The rows quantized once, before the panels. (Per task, the logits' 4096 tasks spent a
     // sixth of their time requantizing the row; many rows, which read the f32 panels instead,
@@ -172,24 +168,21 @@ OneRowIntegerDot oneRowIntegerDot(const std::string& name, const BlockWeight& w,
     q.quant.vectorize(q.quant.args()[0], 64, TailStrategy::GuardWithIf);
     q.laneSum.vectorize(q.laneSum.args()[0], 16, TailStrategy::GuardWithIf);
     q.scale.vectorize(q.scale.args()[0], 16, TailStrategy::GuardWithIf);
-    // The weight rows two panels ahead (rows of 20 blocks are too short a stream for the hardware
-    // prefetchers to learn; compileKernelToObject makes these prefetcht0).
-    Stage decode = v.size() > 1 ? Stage(out.specialize(rows == 1)) : Stage(out);
-    decode.prefetch(d.weight, panel, panel, kPrefetchPanels);
+    prefetchWeightRowsInDecode(out, d.weight, v.size(), rows);
     IntegerDot f = d; // (Funcs are handles: a copy schedules the same one)
     f.dot.compute_at(out, panel);
     std::vector<Var> storage = {f.l4, f.g};
     storage.insert(storage.end(), v.begin(), v.end());
     f.partial.compute_at(out, panel).reorder_storage(storage).vectorize(f.l4).vectorize(f.g);
-    f.partial.bound_extent(v[0], kPanel);
+    f.partial.bound_extent(v[0], kDotPanel);
     for (Func func : {f.dot, f.partial}) {
-      func.bound_storage(v[0], kPanel);
+      func.bound_storage(v[0], kDotPanel);
       if (v.size() > 1)
         func.bound_storage(v[1], rowChunk);
       for (size_t i = 2; i < v.size(); ++i)
         func.bound_storage(v[i], 1);
     }
-    // A panel's kPanel rows of lanes in registers while the blocks stream through (the row
+    // A panel's kDotPanel rows of lanes in registers while the blocks stream through (the row
     // loop outside the block loop: its extent is 1).
     std::vector<VarOrRVar> order = {f.l4, f.g, v[0], f.block};
     order.insert(order.end(), v.begin() + 1, v.end());

@@ -56,8 +56,6 @@ struct BlockTerm {
 BlockTerm blockTerm(ElementType type, const std::function<Halide::Expr(Halide::Expr)>& byteAt,
                     Halide::Expr blockBase, int group, Halide::Expr lane);
 int groupsPerScale(ElementType type);
-// The f16 with these bits (a UInt(16)) as f32, exactly.
-Halide::Expr halfToFloat(Halide::Expr bits);
 
 // A block-quantized weight operand: a UInt(8) ImageParam [row bytes, rows] of its stored rows
 // (a projection's [out, in] rows, or an embedding table's), each a whole number of blocks.
@@ -76,6 +74,18 @@ struct BlockWeight {
   std::function<Halide::Expr(Halide::Expr)> rowBytes(const Halide::Expr& row) const;
 };
 BlockWeight blockWeightParam(const Op& op, size_t i, const std::string& name);
+
+// ---- Dot-product tiling (DotProductKernels.cpp) ------------------------------------------------
+
+// Outputs in panels of kDotPanel weight rows (the Var "panel" of the output's schedule); in decode
+// each panel's weight rows are prefetched kPrefetchPanels panels ahead.
+constexpr int kDotPanel = 4, kPrefetchPanels = 2;
+// That prefetch of `weight`'s rows on out's panel loop, in the case where out computes one row
+// (rows == 1; always, where out has no row dim: `dims` 1). Rows of a few hundred bytes (a Q8_0
+// row of 640 is 680 bytes) are too short a stream for the hardware prefetchers to learn before it
+// ends; compileKernelToObject makes the prefetches prefetcht0. Many rows reuse each panel.
+void prefetchWeightRowsInDecode(Halide::Func out, const Halide::ImageParam& weight, size_t dims,
+                                const Halide::Expr& rows);
 
 // ---- The fast arithmetic (IntegerDotKernels.cpp) ------------------------------------------------
 

@@ -142,21 +142,13 @@ bool hasKernel(const Op& op) {
 
 namespace {
 
-// Where quantize-activations marked `op` for integer dot products ({arithmetic = "int8"}), its
-// target must have them (the block kernels then use them: DotProductKernels.cpp).
+// Where quantize-activations marked `op` for integer dot products ({arithmetic = "int8"}; the
+// shape rules check its value and weight types), its target must have them (the block kernels
+// then use them: DotProductKernels.cpp).
 void checkArithmetic(const Op& op, TargetKind target) {
-  const std::string* arithmetic = op.attr<std::string>("arithmetic");
-  if (!arithmetic)
-    return;
-  if (*arithmetic != "int8")
-    throw UserError(op.loc, "unknown arithmetic '" + *arithmetic + "' (int8 is the one)");
-  if (!hasDotProductInstructions(target))
+  if (op.hasAttr("arithmetic") && !hasDotProductInstructions(target))
     throw UserError(op.loc, "--arithmetic fast needs AVX512-VNNI's dot products; target " +
                                 targetKindName(target) + " has none (--target avx512-vnni)");
-  for (size_t i = 1; i < op.operands.size(); ++i)
-    if (!hasIntegerDotProduct(op.operands[i]->type.elementType))
-      throw UserError(op.loc,
-                      "no integer dot product for " + op.operands[i]->type.str() + " weights");
 }
 
 } // namespace
