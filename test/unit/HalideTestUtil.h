@@ -1,12 +1,27 @@
 // Tensors of the reference interpreter as Halide buffers of their element type, and back: for the
-// tests that run kernels (KernelTest, the ONNX node tests).
+// tests that run kernels (KernelTest, the ONNX node tests); and an object file's disassembly.
 #pragma once
 
 #include "ir/Interpreter.h"
 
 #include <Halide.h>
+#include <cstdio>
+#include <string>
 
 namespace gemma::testing {
+
+// objdump -d of an object file, as text.
+inline std::string disassemble(const std::string& path) {
+  std::string command = "objdump -d --no-show-raw-insn '" + path + "'";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string text;
+  char chunk[4096];
+  while (pipe && fgets(chunk, sizeof chunk, pipe))
+    text += chunk;
+  if (pipe)
+    pclose(pipe);
+  return text;
+}
 
 inline Halide::Buffer<> typedBuffer(const Tensor& t) {
   std::vector<int> extents(t.shape.rbegin(), t.shape.rend());

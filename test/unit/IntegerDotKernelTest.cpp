@@ -6,10 +6,13 @@
 // (the gguf package's values), summed in double. Random blocks with extreme scales, rows that are
 // not a multiple of the panels, decode and prefill, activations with exact ties.
 #include "AheadOfTimeKernel.h"
+#include "BlockTestUtil.h"
+#include "HalideTestUtil.h"
 #include "TestUtil.h"
 #include "formats/Gguf.h"
 #include "ir/ElementCodec.h"
 #include "ir/Parser.h"
+#include "ir/Verifier.h"
 
 #include <cmath>
 #include <cstdio>
@@ -18,24 +21,10 @@
 namespace gemma {
 namespace {
 
-constexpr ElementType kIntegerTypes[] = {ElementType::Q8_0, ElementType::Q4_0};
+using testing::disassemble;
+using testing::randomBlocks;
 
-std::vector<uint8_t> randomBlocks(ElementType type, int64_t rows, int64_t rowElements,
-                                  std::mt19937_64& rng, bool extremes = true) {
-  codec::StorageLayout layout = codec::storageLayout(type);
-  int64_t blocks = rows * rowElements / layout.blockElements;
-  std::vector<uint8_t> bytes(static_cast<size_t>(blocks * layout.blockBytes));
-  for (uint8_t& b : bytes)
-    b = static_cast<uint8_t>(rng());
-  const double kExtreme[] = {65504.0, 6.103515625e-05, 5.960464477539063e-08, 0.0, -1.5};
-  std::uniform_real_distribution<double> typical(-0.02, 0.02);
-  for (int64_t b = 0; b < blocks; ++b) { // every block's f16 scale at its first byte
-    double scale = extremes && b % 8 == 7 ? kExtreme[(b / 8) % 5] : typical(rng);
-    uint16_t bits = codec::doubleToF16Bits(scale);
-    std::memcpy(&bytes[static_cast<size_t>(b * layout.blockBytes)], &bits, 2);
-  }
-  return bytes;
-}
+constexpr ElementType kIntegerTypes[] = {ElementType::Q8_0, ElementType::Q4_0};
 
 std::vector<float> dequantized(ElementType type, const std::vector<uint8_t>& bytes,
                                int64_t elements) {
@@ -103,7 +92,7 @@ TEST(IntegerDotKernels, ProjectionEqualsQuantizedActivationsTimesDequantizedWeig
       Kernel kernel = buildKernel(*graph->ops.back(), TargetKind::AVX512VNNI);
       std::string name = "int8_matmul_" + std::string(elementTypeName(type)) + std::to_string(k);
       testing::AheadOfTimeKernel compiled(kernel, name, TargetKind::AVX512VNNI);
-      std::vector<uint8_t> blocks = randomBlocks(type, n, k, rng);
+      std::vector<uint8_t> blocks = randomBlocks(type, n, k, rng, true);
       std::vector<float> w = dequantized(type, blocks, n * k);
       for (int64_t rows : {1, 6}) {
         std::vector<float> x = activations(rows, k, rng);
@@ -200,18 +189,6 @@ TEST(IntegerDotKernels, GatedMlpEqualsItsDefinition) {
   }
 }
 
-std::string disassemble(const std::string& path) {
-  std::string command = "objdump -d --no-show-raw-insn '" + path + "'";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string text;
-  char chunk[4096];
-  while (pipe && fgets(chunk, sizeof chunk, pipe))
-    text += chunk;
-  if (pipe)
-    pclose(pipe);
-  return text;
-}
-
 // The object uses vpdpbusd (EVEX-encoded: a block a ymm) and none of what Halide's Sapphire Rapids
 // CPU would let LLVM pick and Zen 4 lacks: AMX tiles, VEX-encoded AVX-VNNI, AVX512-FP16
 // conversions. (Compiling needs no VNNI on this machine; running does.)
@@ -231,10 +208,11 @@ TEST(IntegerDotKernels, ObjectHasOnlyZen4Instructions) {
 TEST(IntegerDotKernels, RefusedOnATargetWithoutVnni) {
   auto graph = parseGraph(projectionText(ElementType::Q8_0, 64, 8));
   EXPECT_THROW(buildKernel(*graph->ops.back(), TargetKind::AVX512), UserError);
+  // Weights without an integer dot product are refused by the IR's shape rules.
   auto kQuant = parseGraph("graph @g(%x: f32[1,seq,256]) {\n  %w = weight() {name = \"w\", perm = "
                            "[1, 0]} : q4_k[256,8]\n  %0 = matmul(%x, %w) {arithmetic = \"int8\"} : "
                            "f32[1,seq,8]\n  return %0\n}\n");
-  EXPECT_THROW(buildKernel(*kQuant->ops.back(), TargetKind::AVX512VNNI), UserError);
+  EXPECT_THROW(verifyGraph(*kQuant), UserError);
 }
 
 } // namespace

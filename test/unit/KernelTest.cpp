@@ -16,6 +16,8 @@
 namespace gemma {
 namespace {
 
+using testing::disassemble;
+
 Halide::Buffer<> toBuffer(const Tensor& t) {
   std::vector<int> extents(t.shape.rbegin(), t.shape.rend());
   if (t.elementType == ElementType::I64) {
@@ -447,18 +449,6 @@ TEST(Kernels, HalfPrecisionInAndOut) {
                   "f16[2,5,17]\n  return %0\n}\n",
                   {{2, 5, 17}}),
             0x1p-10);
-}
-
-std::string disassemble(const std::string& path) {
-  std::string command = "objdump -d --no-show-raw-insn '" + path + "'";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string text;
-  char chunk[4096];
-  while (pipe && fgets(chunk, sizeof chunk, pipe))
-    text += chunk;
-  if (pipe)
-    pclose(pipe);
-  return text;
 }
 
 // Kernels compiled ahead of time for the explicit AVX-512 target use zmm registers and none of
