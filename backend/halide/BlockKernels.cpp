@@ -136,7 +136,7 @@ BlockWeight blockWeightParam(const Op& op, size_t i, const std::string& name) {
 }
 
 std::function<Expr(Expr)> BlockWeight::rowBytes(const Expr& row) const {
-  Expr clamped = clamp(row, 0, clampToInt(rows) - 1);
+  Expr clamped = clampRows ? clamp(row, 0, clampToInt(rows) - 1) : row;
   ImageParam data = bytes;
   return [data, clamped](Expr offset) { return data(std::move(offset), clamped); };
 }

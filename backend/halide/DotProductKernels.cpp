@@ -17,8 +17,10 @@ struct LaneDot {
   Func dot, partial;
   Var lane;
   RVar outer;
-  // A block-quantized weight's bytes, prefetched in decode (prefetchWeightRowsInDecode).
+  // A block-quantized weight's bytes, prefetched in decode (prefetchWeightRowsInDecode), whose
+  // rows are blocksPerRow steps of `outer`.
   std::optional<ImageParam> streamed;
+  int blocksPerRow = 0;
 };
 
 // A dot product over RDom r (along a contiguous weight row) split into lanes by rfactor.
@@ -41,8 +43,8 @@ LaneDot rfactorLanes(Func dot, const RDom& r, int lanes) {
 // the last output or row must be clamped by the definition (panels and blocks round up).
 // Returns the rows per chunk.
 int scheduleLaneDots(Func out, const std::vector<LaneDot>& dots, const std::vector<Var>& v,
-                     int64_t reductionLength, const Expr& rows) {
-  constexpr int kPanel = kDotPanel, kRowBlock = 4, kPanelsPerTask = 16;
+                     int64_t outputs, int64_t reductionLength, const Expr& rows) {
+  constexpr int kPanel = kDotPanel, kRowBlock = 4, kMinPanelsPerTask = 16, kTasks = 32;
   // Rows in chunks whose activations (kChunkBytes of f32, half of L2) stay in cache while every
   // panel of a task reads them: 64 rows of gemma-2b's 2048 features, 16 of its MLP's 16384.
   // (KernelBench's GatedMlp/512: 0.25 MiB 119, 0.5 MiB 138, 1 MiB 156, 2 MiB 138 GFLOP/s.)
@@ -52,10 +54,15 @@ int scheduleLaneDots(Func out, const std::vector<LaneDot>& dots, const std::vect
       64));
   Var panel("panel"), column("column");
   out.split(v[0], panel, column, kPanel, TailStrategy::GuardWithIf);
-  // Tasks of kPanelsPerTask panels: a 256k-entry vocabulary is 64k panels, too fine to hand out
-  // one by one.
+  // About kTasks tasks, of at least kMinPanelsPerTask panels: each task a long contiguous stream
+  // of weight rows. A task's first panels wait on memory (its prefetches start with it, and the
+  // panels before it went to another core): a 256k-entry vocabulary in tasks of 16 panels, 64
+  // rows, streamed its 178 MB of Q8_0 at half the bandwidth that tasks of 2048 panels reach.
+  int64_t panels = (outputs + kPanel - 1) / kPanel;
+  int panelsPerTask = static_cast<int>(
+      std::clamp<int64_t>((panels + kTasks - 1) / kTasks, kMinPanelsPerTask, 1 << 20));
   Var task("task"), chunk("row_chunk"), inChunk("row_in_chunk");
-  out.split(panel, task, panel, kPanelsPerTask, TailStrategy::GuardWithIf).parallel(task);
+  out.split(panel, task, panel, panelsPerTask, TailStrategy::GuardWithIf).parallel(task);
   std::vector<VarOrRVar> order = {column};
   if (v.size() > 1) {
     out.split(v[1], chunk, inChunk, kRowChunk, TailStrategy::GuardWithIf);
@@ -70,8 +77,6 @@ int scheduleLaneDots(Func out, const std::vector<LaneDot>& dots, const std::vect
   order.insert(order.end(), v.begin() + std::min<size_t>(v.size(), 2), v.end());
   out.reorder(order);
   for (const LaneDot& laneDot : dots) {
-    if (laneDot.streamed)
-      prefetchWeightRowsInDecode(out, *laneDot.streamed, v.size(), rows);
     Func dot = laneDot.dot, partial = laneDot.partial;
     Var lane = laneDot.lane;
     RVar outer = laneDot.outer;
@@ -90,13 +95,18 @@ int scheduleLaneDots(Func out, const std::vector<LaneDot>& dots, const std::vect
     Stage update = partial.update();
     if (v.size() == 1) {
       update.reorder(lane, v[0], outer).vectorize(lane).unroll(v[0]);
+      if (laneDot.streamed)
+        prefetchWeightRowsInDecode(update, outer, *laneDot.streamed, laneDot.blocksPerRow);
       continue;
     }
     // The row loop outside the k loop: its extent is 1 at run time but not to the compiler,
     // and inside the k loop it would keep the accumulators in memory.
     std::vector<VarOrRVar> single = {lane, v[0], outer, v[1]};
     single.insert(single.end(), v.begin() + 2, v.end());
-    update.specialize(rows == 1).reorder(single).vectorize(lane).unroll(v[0]);
+    Stage oneRow = update.specialize(rows == 1);
+    oneRow.reorder(single).vectorize(lane).unroll(v[0]);
+    if (laneDot.streamed)
+      prefetchWeightRowsInDecode(oneRow, outer, *laneDot.streamed, laneDot.blocksPerRow);
     Var block("row_block"), row("row");
     update.split(v[1], block, row, kRowBlock, TailStrategy::GuardWithIf);
     std::vector<VarOrRVar> tiled = {lane, v[0], row, outer, block};
@@ -107,12 +117,12 @@ int scheduleLaneDots(Func out, const std::vector<LaneDot>& dots, const std::vect
 }
 
 void scheduleDotProducts(Func out, const std::vector<std::pair<Func, RDom>>& dots,
-                         const std::vector<Var>& v, int64_t reductionLength, const Expr& rows,
-                         TargetKind target) {
+                         const std::vector<Var>& v, int64_t outputs, int64_t reductionLength,
+                         const Expr& rows, TargetKind target) {
   std::vector<LaneDot> laneDots;
   for (const auto& [dot, r] : dots)
     laneDots.push_back(rfactorLanes(dot, r, vectorLanes(target)));
-  scheduleLaneDots(out, laneDots, v, reductionLength, rows);
+  scheduleLaneDots(out, laneDots, v, outputs, reductionLength, rows);
 }
 
 // A block dot product's two reductions: partial(lane, v...) sums `term` (its lanes' share of
@@ -169,6 +179,7 @@ LaneDot blockDot(const std::string& name, const BlockWeight& w,
   }
   LaneDot dot = laneSums(name, treeSum(runs), lane, blocks, v);
   dot.streamed = w.bytes;
+  dot.blocksPerRow = clampToInt(w.rowElements / w.blockElements);
   return dot;
 }
 
@@ -233,19 +244,20 @@ bool integerArithmetic(const Op& op) {
 // Schedules out over the dot products (scheduleLaneDots), the decoded panels computed at each
 // panel of each chunk, and then out specialized for one row.
 void scheduleBlockDots(Func out, const std::vector<const BlockDots*>& dots,
-                       const std::vector<Var>& v, int64_t reductionLength, const Expr& rows) {
+                       const std::vector<Var>& v, int64_t outputs, int64_t reductionLength,
+                       const Expr& rows) {
   std::vector<LaneDot> laneDots;
   for (const BlockDots* d : dots) {
     if (!d->integer)
       laneDots.push_back(d->oneRow);
     laneDots.push_back(d->manyRows);
   }
-  int rowChunk = scheduleLaneDots(out, laneDots, v, reductionLength, rows);
+  int rowChunk = scheduleLaneDots(out, laneDots, v, outputs, reductionLength, rows);
   for (const BlockDots* d : dots) {
     for (Func panel : d->decoded)
       panel.compute_at(out, Var("panel")).vectorize(panel.args()[0]);
     if (d->integer)
-      d->integer->schedule(out, rows, rowChunk);
+      d->integer->schedule(out, rowChunk);
   }
   out.specialize(dots.front()->isOneRow);
 }
@@ -267,7 +279,7 @@ Kernel blockMatmul(const Op& op, TargetKind target) {
   Kernel k;
   k.name = "matmul";
   ImageParam a = operandParam(op, 0, "a");
-  BlockWeight w = blockWeightParam(op, 1, "b");
+  BlockWeight w = blockWeightParam(op, 1, "b").forDotPanels();
   k.inputs = {a, w.bytes};
   std::vector<Var> v = vars(op.result()->type.rank()); // v[0] = n, v[1] = m, then batch dims
   // The operand's rows pick the way (a definition cannot read its own output's extent): a
@@ -282,7 +294,7 @@ Kernel blockMatmul(const Op& op, TargetKind target) {
     value = vectorTanh(value / c) * c;
   }
   k.output(v) = cast(halideType(op.result()->type.elementType), value);
-  scheduleBlockDots(k.output, {&dots}, v, w.rowElements, rows);
+  scheduleBlockDots(k.output, {&dots}, v, w.rows, w.rowElements, rows);
   (void)target;
   return k;
 }
@@ -293,8 +305,9 @@ Kernel blockGatedMlp(const Op& op, TargetKind target) {
   Kernel k;
   k.name = "gated_mlp";
   ImageParam x = operandParam(op, 0, "x");
-  BlockWeight gate = blockWeightParam(op, 1, "gate"), up = blockWeightParam(op, 2, "up"),
-              down = blockWeightParam(op, 3, "down");
+  BlockWeight gate = blockWeightParam(op, 1, "gate").forDotPanels(),
+              up = blockWeightParam(op, 2, "up").forDotPanels(),
+              down = blockWeightParam(op, 3, "down").forDotPanels();
   k.inputs = {x, gate.bytes, up.bytes, down.bytes};
   std::vector<Var> v = vars(op.result()->type.rank());
   bool tanhApproximation = *op.attr<std::string>("activation") == "gelu_tanh";
@@ -318,18 +331,20 @@ Kernel blockGatedMlp(const Op& op, TargetKind target) {
   k.output = Func("out");
   k.output(v) = cast(halideType(op.result()->type.elementType), downDots.value(v));
   gatedRows.compute_root();
-  scheduleBlockDots(gatedRows, {&gateDots, &upDots}, iRows, gate.rowElements, rows);
-  scheduleBlockDots(k.output, {&downDots}, v, down.rowElements, rows);
+  scheduleBlockDots(gatedRows, {&gateDots, &upDots}, iRows, gate.rows, gate.rowElements, rows);
+  scheduleBlockDots(k.output, {&downDots}, v, down.rows, down.rowElements, rows);
   (void)target;
   return k;
 }
 
 } // namespace
 
-void prefetchWeightRowsInDecode(Func out, const ImageParam& weight, size_t dims, const Expr& rows) {
-  Var panel("panel");
-  Stage decode = dims > 1 ? Stage(out.specialize(rows == 1)) : Stage(out);
-  decode.prefetch(weight, panel, panel, kPrefetchPanels);
+void prefetchWeightRowsInDecode(Stage oneRow, const VarOrRVar& blockLoop, const ImageParam& weight,
+                                int blocksPerRow) {
+  // kDotPanel * blocksPerRow blocks past a panel row's block is the same block of that row in
+  // the next panel: the prefetch's rows are not clamped (a prefetch past the end cannot fault).
+  oneRow.prefetch(weight, blockLoop, blockLoop, kPrefetchPanels * kDotPanel * blocksPerRow,
+                  PrefetchBoundStrategy::NonFaulting);
 }
 
 // matmul [..., M, K] x [..., K, N], ONNX's (numpy's) batched product with broadcast batch dims:
@@ -375,7 +390,8 @@ Kernel matmul(const Op& op, TargetKind target) {
   if (op.operands[1]->type.rank() == 2 && hasPermutedStorage(*op.operands[1])) {
     // A projection with torch's [out, in] weight, read in place: each output a dot product over
     // a contiguous weight row.
-    scheduleDotProducts(k.output, {{dot, r}}, v, staticExtent(op.operands[0]->type.dims.back()),
+    scheduleDotProducts(k.output, {{dot, r}}, v, staticExtent(result.dims.back()),
+                        staticExtent(op.operands[0]->type.dims.back()),
                         k.output.output_buffer().dim(1).extent(), target);
     return k;
   }
@@ -442,9 +458,11 @@ Kernel gatedMlp(const Op& op, TargetKind target) {
     gatedRows.compute_root();
     bool hasRows = v.size() > 1;
     scheduleDotProducts(gatedRows, {{gateDot, rd}, {upDot, rd}}, gatedVars,
+                        staticExtent(op.operands[1]->type.dims.back()),
                         staticExtent(op.operands[0]->type.dims.back()),
                         hasRows ? x.dim(1).extent() : Expr(1), target);
-    scheduleDotProducts(k.output, {{down_, ri}}, v, staticExtent(op.operands[3]->type.dims[0]),
+    scheduleDotProducts(k.output, {{down_, ri}}, v, staticExtent(op.result()->type.dims.back()),
+                        staticExtent(op.operands[3]->type.dims[0]),
                         hasRows ? k.output.output_buffer().dim(1).extent() : Expr(1), target);
     return k;
   }

@@ -95,6 +95,7 @@ struct IntegerDot {
   Var l4, g, blockVar;
   RVar block;  // the reduction over the row's blocks
   RVar inLane; // the 4 products of a lane
+  int blocksPerRow = 0;
 };
 
 IntegerDot integerDot(const std::string& name, const BlockWeight& w, const QuantizedActivations& x,
@@ -117,6 +118,7 @@ IntegerDot integerDot(const std::string& name, const BlockWeight& w, const Quant
   RDom blocks(0, clampToInt(w.rowElements / kActivationBlock), name + "_blocks");
   d.inLane = RVar(r.x);
   d.block = RVar(blocks.x);
+  d.blocksPerRow = clampToInt(w.rowElements / kActivationBlock);
   // Element k = 32 block + 16 g + 4 l4 + r of the row.
   Expr base = d.blockVar * clampToInt(w.blockBytes);
   Expr inGroup = 4 * d.l4 + r.x;
@@ -154,7 +156,7 @@ OneRowIntegerDot oneRowIntegerDot(const std::string& name, const BlockWeight& w,
   IntegerDot d = integerDot(name, w, x, v);
   OneRowIntegerDot result;
   result.dot = d.dot;
-  result.schedule = [x, d, v](Func out, const Expr& rows, int rowChunk) {
+  result.schedule = [x, d, v](Func out, int rowChunk) {
     Var panel("panel");
     // The rows quantized once, before the panels. (Per task, the logits' 4096 tasks spent a
     // sixth of their time requantizing the row; many rows, which read the f32 panels instead,
@@ -168,7 +170,6 @@ OneRowIntegerDot oneRowIntegerDot(const std::string& name, const BlockWeight& w,
     q.quant.vectorize(q.quant.args()[0], 64, TailStrategy::GuardWithIf);
     q.laneSum.vectorize(q.laneSum.args()[0], 16, TailStrategy::GuardWithIf);
     q.scale.vectorize(q.scale.args()[0], 16, TailStrategy::GuardWithIf);
-    prefetchWeightRowsInDecode(out, d.weight, v.size(), rows);
     IntegerDot f = d; // (Funcs are handles: a copy schedules the same one)
     f.dot.compute_at(out, panel);
     std::vector<Var> storage = {f.l4, f.g};
@@ -188,6 +189,7 @@ OneRowIntegerDot oneRowIntegerDot(const std::string& name, const BlockWeight& w,
     order.insert(order.end(), v.begin() + 1, v.end());
     Stage update = f.partial.update();
     update.reorder(order).vectorize(f.l4).vectorize(f.g).unroll(v[0]);
+    prefetchWeightRowsInDecode(update, f.block, f.weight, f.blocksPerRow);
     // Each block's integer sums and scales for the panel: 32 products per vpdpbusd.
     f.integerSum.compute_at(f.partial, f.block);
     f.integerSum.vectorize(f.l4).vectorize(f.g);

@@ -57,35 +57,47 @@ BlockTerm blockTerm(ElementType type, const std::function<Halide::Expr(Halide::E
                     Halide::Expr blockBase, int group, Halide::Expr lane);
 int groupsPerScale(ElementType type);
 
+// Outputs in panels of kDotPanel weight rows (the Var "panel" of the output's schedule); in decode
+// each panel's weight rows are prefetched kPrefetchPanels panels ahead.
+constexpr int kDotPanel = 4, kPrefetchPanels = 1;
+
 // A block-quantized weight operand: a UInt(8) ImageParam [row bytes, rows] of its stored rows
 // (a projection's [out, in] rows, or an embedding table's), each a whole number of blocks.
 struct BlockWeight {
   ElementType type;
   Halide::ImageParam bytes;
   int64_t rows = 0, rowElements = 0, blockElements = 0, blockBytes = 0;
-  // Element 16 group + lane of block `block` of row `row` (clamped to the rows).
+  // Whether reads clamp the row to the rows: a lookup's rows come from its indices; a dot
+  // product's panels need it only where kDotPanel does not divide the rows (forDotPanels).
+  bool clampRows = true;
+  BlockWeight& forDotPanels() {
+    clampRows = rows % kDotPanel != 0;
+    return *this;
+  }
+  // Element 16 group + lane of block `block` of row `row` (clamped to the rows, if clampRows).
   Halide::Expr element(const Halide::Expr& row, const Halide::Expr& block, int group,
                        const Halide::Expr& lane) const;
   BlockTerm term(const Halide::Expr& row, const Halide::Expr& block, int group,
                  const Halide::Expr& lane) const;
   // Element k of row `row`, any k (a lookup, not a dot product's stream).
   Halide::Expr element(const Halide::Expr& row, const Halide::Expr& k) const;
-  // A reader of row `row`'s bytes (clamped to the rows).
+  // A reader of row `row`'s bytes (clamped to the rows, if clampRows).
   std::function<Halide::Expr(Halide::Expr)> rowBytes(const Halide::Expr& row) const;
 };
 BlockWeight blockWeightParam(const Op& op, size_t i, const std::string& name);
 
 // ---- Dot-product tiling (DotProductKernels.cpp) ------------------------------------------------
 
-// Outputs in panels of kDotPanel weight rows (the Var "panel" of the output's schedule); in decode
-// each panel's weight rows are prefetched kPrefetchPanels panels ahead.
-constexpr int kDotPanel = 4, kPrefetchPanels = 2;
-// That prefetch of `weight`'s rows on out's panel loop, in the case where out computes one row
-// (rows == 1; always, where out has no row dim: `dims` 1). Rows of a few hundred bytes (a Q8_0
-// row of 640 is 680 bytes) are too short a stream for the hardware prefetchers to learn before it
-// ends; compileKernelToObject makes the prefetches prefetcht0. Many rows reuse each panel.
-void prefetchWeightRowsInDecode(Halide::Func out, const Halide::ImageParam& weight, size_t dims,
-                                const Halide::Expr& rows);
+// Decode's prefetch of a block-quantized `weight`'s rows, kPrefetchPanels panels ahead: in
+// `oneRow` (the dot product's update where it computes one row), at each step of its loop over a
+// row's blocks (blockLoop), that step's blocks of the panel ahead. Rows of a few hundred bytes (a
+// Q8_0 row of 640 is 680 bytes) are too short a stream for the hardware prefetchers to learn
+// before it ends; compileKernelToObject makes the prefetches prefetcht0. Spread over the blocks,
+// the prefetches keep memory busy; all of a panel's at once (a loop at the start of each panel, as
+// first built) stalled on the line-fill buffers, and the 178 MB Q8_0 logits streamed at 11.5
+// instead of 18 GB/s. Many rows reuse each panel and are not prefetched.
+void prefetchWeightRowsInDecode(Halide::Stage oneRow, const Halide::VarOrRVar& blockLoop,
+                                const Halide::ImageParam& weight, int blocksPerRow);
 
 // ---- The fast arithmetic (IntegerDotKernels.cpp) ------------------------------------------------
 
@@ -95,7 +107,7 @@ void prefetchWeightRowsInDecode(Halide::Func out, const Halide::ImageParam& weig
 // (rowChunk: the rows its chunks bound storage to), for its rows == 1 case.
 struct OneRowIntegerDot {
   Halide::Func dot;
-  std::function<void(Halide::Func out, const Halide::Expr& rows, int rowChunk)> schedule;
+  std::function<void(Halide::Func out, int rowChunk)> schedule;
 };
 OneRowIntegerDot oneRowIntegerDot(const std::string& name, const BlockWeight& w,
                                   const std::function<Halide::Expr(Halide::Expr)>& xAt,

@@ -208,6 +208,11 @@ void blockProjectionBench(benchmark::State& state, ElementType type, int64_t in,
     v = value(rng);
   // Compiled ahead of time as gemmac compiles it (a JIT kernel would get neither the fast
   // arithmetic's CPU nor prefetcht0: compileKernelToObject).
+  if (const char* stmtPath = getenv("GEMMA_BENCH_ASM")) {
+    std::vector<Halide::Argument> args(kernel.inputs.begin(), kernel.inputs.end());
+    kernel.output.compile_to_lowered_stmt(std::string(stmtPath) + ".stmt", args, Halide::Text,
+                                          halideTarget(target));
+  }
   testing::AheadOfTimeKernel compiled(kernel,
                                       "bench_" + std::string(elementTypeName(type)) +
                                           (fast ? "_int8_" : "_") + std::to_string(out),
