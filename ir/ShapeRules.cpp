@@ -530,17 +530,21 @@ TensorType inferAttention(const Op& op, AttrReader& attrs) {
   return {q.elementType, {q.dims[0], q.dims[1], q.dims[2], v.dims[3]}};
 }
 
-// quantize-activations' {arithmetic = "int8"}: integer dot products, for weights (operands 1..)
-// of the block types that have them.
+// quantize-activations' {arithmetic = "int8"}: integer dot products for the weights (operands
+// 1..) of the block types that have them, at least one (a gated MLP's others stay exact).
 void checkArithmetic(const Op& op, AttrReader& attrs) {
   if (!attrs.has("arithmetic"))
     return;
   std::string arithmetic = attrs.string("arithmetic");
   if (arithmetic != "int8")
     fail(op, "arithmetic must be \"int8\", got \"" + arithmetic + "\"");
-  for (size_t i = 1; i < op.operands.size(); ++i)
-    if (!hasIntegerDotProduct(operandType(op, i).elementType))
-      fail(op, "int8 arithmetic needs q8_0 or q4_0 weights, got " + operandType(op, i).str());
+  std::string types;
+  for (size_t i = 1; i < op.operands.size(); ++i) {
+    if (hasIntegerDotProduct(operandType(op, i).elementType))
+      return;
+    types += (i > 1 ? ", " : "") + operandType(op, i).str();
+  }
+  fail(op, "int8 arithmetic needs a q8_0, q4_0 or q5_0 weight, got " + types);
 }
 
 TensorType inferGatedMlp(const Op& op, AttrReader& attrs) {

@@ -211,8 +211,9 @@ LaneDot panelDot(const std::string& name, const BlockWeight& w,
 // A block-quantized weight's dot products both ways: decoded in registers for one row (decode),
 // through decoded panels for many (prefill). value(v) picks by `rows`; the caller specializes its
 // output on oneRow, and Halide computes in each case only the Funcs that case reads.
-// In the fast arithmetic (integer), one row is an integer dot product instead (many rows keep the
-// f32 panels: IntegerDotKernels' many-row tiles measured slower, 107 against 145 GFLOP/s).
+// In the fast arithmetic (integer), one row is an integer dot product instead where the weight's
+// type has one (many rows keep the f32 panels: IntegerDotKernels' many-row tiles measured slower,
+// 107 against 145 GFLOP/s); a gated MLP's other weights stay exact.
 struct BlockDots {
   LaneDot oneRow, manyRows;
   std::optional<OneRowIntegerDot> integer;
@@ -227,7 +228,7 @@ BlockDots blockDots(const std::string& name, const BlockWeight& w,
                     const std::function<Expr(Expr)>& xAt, const std::vector<Var>& v,
                     const Expr& rows, bool integer) {
   BlockDots dots;
-  if (integer)
+  if (integer && hasIntegerDotProduct(w.type))
     dots.integer = oneRowIntegerDot(name, w, xAt, v);
   else
     dots.oneRow = blockDot(name, w, xAt, v);

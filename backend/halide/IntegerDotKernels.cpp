@@ -78,6 +78,18 @@ UnsignedQuant unsignedQuant(ElementType type, const std::function<Expr(Expr)>& b
     Expr byte = u8At(2 + inGroup);
     return {select(group == 0, byte & cast<uint8_t>(0x0F), byte >> cast<uint8_t>(4)), 8};
   }
+  case ElementType::Q5_0: { // Q4_0's nibbles (at 6) plus bit i of the u32 qh (at 2) as 16
+    Expr byte = u8At(6 + inGroup);
+    Expr nibble = select(group == 0, byte & cast<uint8_t>(0x0F), byte >> cast<uint8_t>(4));
+    // Bit i of qh is bit i % 8 of its byte i / 8 (i = 16 group + inGroup): the test of a byte
+    // against a constant mask per lane, a compare into a mask register, where shifting each
+    // lane by its own count (no such instruction on bytes) widened every lane to 32 bits and
+    // measured slower than exact arithmetic.
+    Expr qhByte = u8At(2 + 2 * group + inGroup / 8);
+    Expr bit = cast<uint8_t>(1) << cast<uint8_t>(inGroup % 8);
+    Expr fifth = select((qhByte & bit) != cast<uint8_t>(0), cast<uint8_t>(16), cast<uint8_t>(0));
+    return {nibble | fifth, 16};
+  }
   default:
     break;
   }

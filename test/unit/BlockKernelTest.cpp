@@ -96,36 +96,40 @@ run(const std::string& text, const std::vector<Tensor>& xs,
 
 TEST(BlockKernels, ProjectionEqualsDequantizedF32) {
   std::mt19937_64 rng(17);
-  for (ElementType type : kBlockTypes) {
-    int64_t block = codec::storageLayout(type).blockElements;
-    int64_t k = 3 * block, n = 37; // 37 outputs: panels of 4 and tasks of 16 with tails
-    std::string name(elementTypeName(type));
-    std::string text = "graph @g(%x: f32[batch,seq," + std::to_string(k) +
-                       "]) {\n  %w = weight() {name = \"w\", perm = [1, 0]} : " + name + "[" +
-                       std::to_string(k) + "," + std::to_string(n) +
-                       "]\n  %0 = matmul(%x, %w) : f32[batch,seq," + std::to_string(n) +
-                       "]\n  return %0\n}\n";
-    BlockTensor w{type, n, k, randomBlocks(type, n, k, rng, true)};
-    Tensor dequantized = w.dequantized();
-    std::vector<Tensor> xs = {randomActivations({2, 1, k}, rng), randomActivations({2, 6, k}, rng)};
-    auto results = run(text, xs, {{"w", w}});
-    for (size_t c = 0; c < xs.size(); ++c) {
-      const Tensor& x = xs[c];
-      int64_t seq = x.shape[1];
-      const auto& [out, expected] = results[c];
-      double worst = 0;
-      for (int64_t row = 0; row < 2 * seq; ++row)
-        for (int64_t j = 0; j < n; ++j) {
-          // An f32 sum's error grows with the sum of its terms' magnitudes, not its result.
-          double magnitude = 0;
-          for (int64_t i = 0; i < k; ++i)
-            magnitude += std::fabs(x.data[row * k + i] * dequantized.data[j * k + i]);
-          double error = std::fabs(out.data()[row * n + j] - expected.data[row * n + j]);
-          worst = std::max(worst, error / std::max(magnitude, 1e-30));
-        }
-      EXPECT_LE(worst, 1e-6) << name << " seq " << seq;
+  for (ElementType type : kBlockTypes)
+    for (int64_t n : {37, 148}) {
+      // Panels of 4 and tasks of at least 16 panels: 37 outputs, the last panel's rows past the end
+      // clamped; 148 in whole panels (read unclamped), in three tasks, the last one short.
+      int64_t block = codec::storageLayout(type).blockElements;
+      int64_t k = 3 * block;
+      std::string name(elementTypeName(type));
+      std::string text = "graph @g(%x: f32[batch,seq," + std::to_string(k) +
+                         "]) {\n  %w = weight() {name = \"w\", perm = [1, 0]} : " + name + "[" +
+                         std::to_string(k) + "," + std::to_string(n) +
+                         "]\n  %0 = matmul(%x, %w) : f32[batch,seq," + std::to_string(n) +
+                         "]\n  return %0\n}\n";
+      BlockTensor w{type, n, k, randomBlocks(type, n, k, rng, true)};
+      Tensor dequantized = w.dequantized();
+      std::vector<Tensor> xs = {randomActivations({2, 1, k}, rng),
+                                randomActivations({2, 6, k}, rng)};
+      auto results = run(text, xs, {{"w", w}});
+      for (size_t c = 0; c < xs.size(); ++c) {
+        const Tensor& x = xs[c];
+        int64_t seq = x.shape[1];
+        const auto& [out, expected] = results[c];
+        double worst = 0;
+        for (int64_t row = 0; row < 2 * seq; ++row)
+          for (int64_t j = 0; j < n; ++j) {
+            // An f32 sum's error grows with the sum of its terms' magnitudes, not its result.
+            double magnitude = 0;
+            for (int64_t i = 0; i < k; ++i)
+              magnitude += std::fabs(x.data[row * k + i] * dequantized.data[j * k + i]);
+            double error = std::fabs(out.data()[row * n + j] - expected.data[row * n + j]);
+            worst = std::max(worst, error / std::max(magnitude, 1e-30));
+          }
+        EXPECT_LE(worst, 1e-6) << name << " n " << n << " seq " << seq;
+      }
     }
-  }
 }
 
 // The real file's mix of types in one MLP (Q5_0 gate and up, Q4_K or Q6_K down), and others.

@@ -14,6 +14,7 @@
 #include "ir/Parser.h"
 #include "ir/Verifier.h"
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -24,7 +25,7 @@ namespace {
 using testing::disassemble;
 using testing::randomBlocks;
 
-constexpr ElementType kIntegerTypes[] = {ElementType::Q8_0, ElementType::Q4_0};
+constexpr ElementType kIntegerTypes[] = {ElementType::Q8_0, ElementType::Q4_0, ElementType::Q5_0};
 
 std::vector<float> dequantized(ElementType type, const std::vector<uint8_t>& bytes,
                                int64_t elements) {
@@ -86,8 +87,9 @@ TEST(IntegerDotKernels, ProjectionEqualsQuantizedActivationsTimesDequantizedWeig
     GTEST_SKIP() << "this CPU has no AVX512-VNNI";
   std::mt19937_64 rng(29);
   for (ElementType type : kIntegerTypes)
-    for (int64_t k : {64, 192}) {
-      int64_t n = 37; // panels of 4 and tasks of 16, with tails
+    for (auto [k, n] : {std::pair<int64_t, int64_t>{64, 40}, {192, 150}}) {
+      // Panels of 4 and tasks of at least 16 panels: 40 rows in whole panels (read unclamped),
+      // 150 in three tasks, the last panel's rows past the end clamped.
       auto graph = parseGraph(projectionText(type, k, n));
       Kernel kernel = buildKernel(*graph->ops.back(), TargetKind::AVX512VNNI);
       std::string name = "int8_matmul_" + std::string(elementTypeName(type)) + std::to_string(k);
@@ -124,52 +126,64 @@ TEST(IntegerDotKernels, ProjectionEqualsQuantizedActivationsTimesDequantizedWeig
 
 // Gate and up on the quantized x, the gated activations quantized again for down: the reference
 // computes the gated activations in double, so a quant may fall on the other side of a rounding
-// boundary; each element may then differ by one quant step of its block.
+// boundary; each element may then differ by one quant step of its block. A weight without an
+// integer dot product (the real 270M's Q4_K or Q6_K down beside Q5_0 gate and up) stays exact:
+// its dot product is over the gated activations as they are.
 TEST(IntegerDotKernels, GatedMlpEqualsItsDefinition) {
   if (!vnniHost())
     GTEST_SKIP() << "this CPU has no AVX512-VNNI";
   std::mt19937_64 rng(31);
-  const int64_t d = 64, inner = 128, rowsMax = 1; // one row: the integer dot products' case
-  for (ElementType type : kIntegerTypes) {
-    std::string t(elementTypeName(type));
+  const int64_t d = 64, inner = 256, rowsMax = 1; // one row: the integer dot products' case
+  std::vector<std::array<ElementType, 3>> mixes;
+  for (ElementType type : kIntegerTypes)
+    mixes.push_back({type, type, type});
+  mixes.push_back({ElementType::Q5_0, ElementType::Q5_0, ElementType::Q4_K});
+  mixes.push_back({ElementType::Q5_0, ElementType::Q8_0, ElementType::Q6_K});
+  for (const auto& [gateType, upType, downType] : mixes) {
+    std::string g(elementTypeName(gateType)), u(elementTypeName(upType)),
+        dn(elementTypeName(downType)), t = g + "_" + u + "_" + dn;
     std::string text = "graph @g(%x: f32[1,seq,64]) {\n"
                        "  %g = weight() {name = \"g\", perm = [1, 0]} : " +
-                       t + "[64,128]\n  %u = weight() {name = \"u\", perm = [1, 0]} : " + t +
-                       "[64,128]\n  %d = weight() {name = \"d\", perm = [1, 0]} : " + t +
-                       "[128,64]\n  %0 = gated_mlp(%x, %g, %u, %d) {activation = \"gelu_tanh\", "
+                       g + "[64,256]\n  %u = weight() {name = \"u\", perm = [1, 0]} : " + u +
+                       "[64,256]\n  %d = weight() {name = \"d\", perm = [1, 0]} : " + dn +
+                       "[256,64]\n  %0 = gated_mlp(%x, %g, %u, %d) {activation = \"gelu_tanh\", "
                        "arithmetic = \"int8\"} : f32[1,seq,64]\n  return %0\n}\n";
     auto graph = parseGraph(text);
     Kernel kernel = buildKernel(*graph->ops.back(), TargetKind::AVX512VNNI);
     testing::AheadOfTimeKernel compiled(kernel, "int8_gated_mlp_" + t, TargetKind::AVX512VNNI);
     // Typical scales only (the projection test has the extreme ones; here they would make the
     // one-step bound meaningless).
-    std::vector<uint8_t> gate = randomBlocks(type, inner, d, rng, false),
-                         up = randomBlocks(type, inner, d, rng, false),
-                         down = randomBlocks(type, d, inner, rng, false);
-    std::vector<float> wg = dequantized(type, gate, inner * d),
-                       wu = dequantized(type, up, inner * d),
-                       wd = dequantized(type, down, d * inner);
+    std::vector<uint8_t> gate = randomBlocks(gateType, inner, d, rng, false),
+                         up = randomBlocks(upType, inner, d, rng, false),
+                         down = randomBlocks(downType, d, inner, rng, false);
+    std::vector<float> wg = dequantized(gateType, gate, inner * d),
+                       wu = dequantized(upType, up, inner * d),
+                       wd = dequantized(downType, down, d * inner);
     std::vector<float> x = activations(rowsMax, d, rng);
     std::vector<double> xq = quantizedActivations(x);
     Halide::Buffer<float> xBuffer(static_cast<int>(d), static_cast<int>(rowsMax), 1);
     std::memcpy(xBuffer.data(), x.data(), x.size() * sizeof(float));
     Halide::Buffer<float> out(static_cast<int>(d), static_cast<int>(rowsMax), 1);
-    ASSERT_EQ(compiled.run({xBuffer, weightBuffer(type, gate, inner, d),
-                            weightBuffer(type, up, inner, d), weightBuffer(type, down, d, inner)},
-                           out),
-              0);
+    ASSERT_EQ(
+        compiled.run({xBuffer, weightBuffer(gateType, gate, inner, d),
+                      weightBuffer(upType, up, inner, d), weightBuffer(downType, down, d, inner)},
+                     out),
+        0);
+    bool downInteger = hasIntegerDotProduct(downType);
     for (int64_t m = 0; m < rowsMax; ++m) {
       std::vector<float> gated(static_cast<size_t>(inner));
       for (int64_t i = 0; i < inner; ++i) {
-        double g = 0, u = 0;
+        double gs = 0, us = 0;
         for (int64_t j = 0; j < d; ++j) {
-          g += wg[static_cast<size_t>(i * d + j)] * xq[static_cast<size_t>(m * d + j)];
-          u += wu[static_cast<size_t>(i * d + j)] * xq[static_cast<size_t>(m * d + j)];
+          gs += wg[static_cast<size_t>(i * d + j)] * xq[static_cast<size_t>(m * d + j)];
+          us += wu[static_cast<size_t>(i * d + j)] * xq[static_cast<size_t>(m * d + j)];
         }
-        double gelu = 0.5 * g * (1 + std::tanh(0.7978845608028654 * (g + 0.044715 * g * g * g)));
-        gated[static_cast<size_t>(i)] = static_cast<float>(gelu * u);
+        double gelu =
+            0.5 * gs * (1 + std::tanh(0.7978845608028654 * (gs + 0.044715 * gs * gs * gs)));
+        gated[static_cast<size_t>(i)] = static_cast<float>(gelu * us);
       }
-      std::vector<double> gq = quantizedActivations(gated);
+      std::vector<double> gq = downInteger ? quantizedActivations(gated)
+                                           : std::vector<double>(gated.begin(), gated.end());
       for (int64_t o = 0; o < d; ++o) {
         double expected = 0, magnitude = 0, step = 0;
         for (int64_t i = 0; i < inner; ++i) {
@@ -179,7 +193,8 @@ TEST(IntegerDotKernels, GatedMlpEqualsItsDefinition) {
           float amax = 0;
           for (int64_t e = i / 32 * 32; e < i / 32 * 32 + 32; ++e)
             amax = std::max(amax, std::fabs(gated[static_cast<size_t>(e)]));
-          step += std::fabs(w) * amax / 127.0 * 1e-3; // a flipped quant is rare: 1 in 1000
+          if (downInteger)
+            step += std::fabs(w) * amax / 127.0 * 1e-3; // a flipped quant is rare: 1 in 1000
         }
         EXPECT_NEAR(out(static_cast<int>(o), static_cast<int>(m), 0), expected,
                     1e-4 * magnitude + step + 1e-30)
