@@ -3,10 +3,10 @@
 // kernels use them for one row; many rows keep the exact f32 panels, which measured faster). Each
 // row of activations is cut into blocks of 32 and each block rounded to int8 with its own f32 scale
 // (llama.cpp's quantize_row_q8_0: scale max|x| / 127, quants roundf(x / scale)); a weight block's
-// quants (unsigned, with the type's offset: Q8_0's quants + 128, Q4_0's as stored) multiply the
-// activation quants in AVX512-VNNI's vpdpbusd, a block's 32 products into 8 i32 lanes, and each
-// block's integer sum is scaled once by both blocks' scales. Exact arithmetic (the default,
-// DotProductKernels.cpp) instead decodes every weight to f32.
+// quants (unsigned, with the type's offset: Q8_0's quants + 128, Q4_0's and Q5_0's as stored)
+// multiply the activation quants in AVX512-VNNI's vpdpbusd, a block's 32 products into 8 i32
+// lanes, and each block's integer sum is scaled once by both blocks' scales. Exact arithmetic
+// (the default, DotProductKernels.cpp) instead decodes every weight to f32.
 #include "backend/halide/KernelBuilders.h"
 #include "ir/ElementCodec.h"
 

@@ -33,7 +33,7 @@ cc -O3 -march=native -fopenmp "$root/scripts/bench/machine.c" -o "$work/machine"
 "$work/machine" | tee "$work/machine.txt"
 
 # Each arithmetic gemmac has on this CPU: exact (the default), and fast (--arithmetic fast: int8
-# activations for the Q8_0 and Q4_0 tensors) where the CPU has AVX512-VNNI.
+# activations for the Q8_0, Q4_0 and Q5_0 tensors) where the CPU has AVX512-VNNI.
 arithmetics=(exact)
 grep -qw avx512_vnni /proc/cpuinfo && arithmetics+=(fast)
 # A prompt of exactly P tokens (ids, so that the tokenizer does not decide the length).
