@@ -59,7 +59,8 @@ bool isFloat(ElementType type) {
   return type == ElementType::F32 || type == ElementType::BF16 || type == ElementType::F16;
 }
 bool hasIntegerDotProduct(ElementType type) {
-  return type == ElementType::Q8_0 || type == ElementType::Q4_0 || type == ElementType::Q5_0;
+  return type == ElementType::Q8_0 || type == ElementType::Q4_0 || type == ElementType::Q5_0 ||
+         type == ElementType::Q4_K;
 }
 
 bool isBlockQuantized(ElementType type) {

@@ -17,13 +17,7 @@ struct BlockBytes {
 
   Expr u8(Expr offset) const { return byteAt(base + offset); }
   Expr i8(Expr offset) const { return reinterpret(Int(8), u8(std::move(offset))); }
-  // An f16 as f32, exactly: LLVM's conversion intrinsic, one vcvtph2ps with F16C. (Halide 14
-  // emulates f16 casts on x86 in a dozen integer steps per scale, most of a Q8_0 block's cost.)
-  Expr f16(int offset) const {
-    Expr bits = cast<uint16_t>(u8(offset)) | (cast<uint16_t>(u8(offset + 1)) << 8);
-    return Internal::Call::make(Float(32), "llvm.convert.from.fp16.f32", {bits},
-                                Internal::Call::PureExtern);
-  }
+  Expr f16(int offset) const { return f16At(byteAt, base + offset); }
   Expr u32(int offset) const {
     return cast<uint32_t>(u8(offset)) | (cast<uint32_t>(u8(offset + 1)) << 8) |
            (cast<uint32_t>(u8(offset + 2)) << 16) | (cast<uint32_t>(u8(offset + 3)) << 24);
@@ -55,6 +49,14 @@ std::pair<Expr, Expr> scaleMinK4(const BlockBytes& b, int s) {
 }
 
 } // namespace
+
+Expr f16At(const std::function<Expr(Expr)>& byteAt, const Expr& offset) {
+  // LLVM's conversion intrinsic, one vcvtph2ps with F16C. (Halide 14 emulates f16 casts on x86
+  // in a dozen integer steps per scale, most of a Q8_0 block's cost.)
+  Expr bits = cast<uint16_t>(byteAt(offset)) | (cast<uint16_t>(byteAt(offset + 1)) << 8);
+  return Internal::Call::make(Float(32), "llvm.convert.from.fp16.f32", {bits},
+                              Internal::Call::PureExtern);
+}
 
 int groupsPerScale(ElementType type) {
   // Q6_K scales 16 elements, Q4_K and Q5_K 32 (a sub-block), the others a whole block of 32.

@@ -1,6 +1,6 @@
-// The fast arithmetic (--arithmetic fast): dot products of block-quantized weights with one row
-// of activations quantized to int8, as llama.cpp computes them (DotProductKernels.cpp's block
-// kernels use them for one row; many rows keep the exact f32 panels, which measured faster). Each
+// The fast arithmetic (--arithmetic fast): dot products of block-quantized weights with rows of
+// activations quantized to int8, as llama.cpp computes them (DotProductKernels.cpp's block kernels
+// use them for every row count: one row's dot product for decode, integer tiles for a prompt). Each
 // row of activations is cut into blocks of 32 and each block rounded to int8 with its own f32 scale
 // (llama.cpp's quantize_row_q8_0: scale max|x| / 127, quants roundf(x / scale)); a weight block's
 // quants (unsigned, with the type's offset: Q8_0's quants + 128, Q4_0's and Q5_0's as stored)
@@ -29,7 +29,7 @@ Expr roundHalfAway(const Expr& v) {
 // quant(k, rows...) (i8), and laneSum(j, rows...): the sum of quants 4j .. 4j + 3, what an
 // unsigned weight quant's offset times the activations adds to one vpdpbusd lane.
 struct QuantizedActivations {
-  Func scale, quant, laneSum;
+  Func scale, quant, laneSum, blockSum; // blockSum(b, rows...): the sum of block b's quants
 };
 
 QuantizedActivations quantizeActivations(const std::string& name,
@@ -48,7 +48,8 @@ QuantizedActivations quantizeActivations(const std::string& name,
   };
   // xAt reads element k of the row at rowVars.
   Func absMax(name + "_abs_max"), inverse(name + "_inverse");
-  QuantizedActivations q{Func(name + "_scale"), Func(name + "_quant"), Func(name + "_lane_sum")};
+  QuantizedActivations q{Func(name + "_scale"), Func(name + "_quant"), Func(name + "_lane_sum"),
+                         Func(name + "_block_sum")};
   RDom inBlock(0, kActivationBlock, name + "_in_block");
   absMax(at(b)) = maximum(abs(xAt(b * kActivationBlock + inBlock.x)));
   q.scale(at(b)) = call(absMax, b) / 127.0f;
@@ -58,20 +59,28 @@ QuantizedActivations quantizeActivations(const std::string& name,
   q.laneSum(at(j)) = cast<int32_t>(call(q.quant, 4 * j)) + cast<int32_t>(call(q.quant, 4 * j + 1)) +
                      cast<int32_t>(call(q.quant, 4 * j + 2)) +
                      cast<int32_t>(call(q.quant, 4 * j + 3));
+  Expr blockSum = call(q.laneSum, b * (kActivationBlock / 4));
+  for (int j = 1; j < kActivationBlock / 4; ++j)
+    blockSum = blockSum + call(q.laneSum, b * (kActivationBlock / 4) + j);
+  q.blockSum(at(b)) = blockSum;
   return q;
 }
 
-// The quants of block `block` of a weight row, as unsigned bytes whose value minus `offset` is the
-// signed quant: element 16 group + inGroup of the block.
+// The quants a weight row has for activation block b (its elements 32 b .. 32 b + 31), as
+// unsigned bytes whose value minus `offset` is the signed quant: element 16 group + inGroup of
+// that run. Q4_K's blocks hold 8 runs of 32 (sub-blocks) each.
 struct UnsignedQuant {
   Expr value;
   int offset;
 };
 
-UnsignedQuant unsignedQuant(ElementType type, const std::function<Expr(Expr)>& byteAt,
-                            const Expr& blockBase, const Expr& group, const Expr& inGroup) {
+UnsignedQuant unsignedQuant(const BlockWeight& w, const Expr& row, const Expr& b, const Expr& group,
+                            const Expr& inGroup) {
+  std::function<Expr(Expr)> byteAt = w.rowBytes(row);
+  int runsPerBlock = clampToInt(w.blockElements / kActivationBlock);
+  Expr blockBase = (runsPerBlock == 1 ? b : b / runsPerBlock) * clampToInt(w.blockBytes);
   auto u8At = [&](Expr offset) { return byteAt(blockBase + offset); };
-  switch (type) {
+  switch (w.type) {
   case ElementType::Q8_0: // i8 quants: flipping the sign bit adds 128
     return {u8At(2 + 16 * group + inGroup) ^ cast<uint8_t>(0x80), 128};
   case ElementType::Q4_0: { // element i < 16: byte i's low nibble, i >= 16: byte i - 16's high
@@ -90,11 +99,47 @@ UnsignedQuant unsignedQuant(ElementType type, const std::function<Expr(Expr)>& b
     Expr fifth = select((qhByte & bit) != cast<uint8_t>(0), cast<uint8_t>(16), cast<uint8_t>(0));
     return {nibble | fifth, 16};
   }
+  case ElementType::Q4_K: { // sub-block s: the low (s even) or high nibbles of 32-byte run s / 2
+    Expr s = b % runsPerBlock;
+    Expr byte = u8At(16 + (s / 2) * 32 + 16 * group + inGroup);
+    return {select(s % 2 == 0, byte & cast<uint8_t>(0x0F), byte >> cast<uint8_t>(4)), 0};
+  }
   default:
     break;
   }
   throw InternalError("the fast arithmetic has no integer dot product for " +
-                      std::string(elementTypeName(type)));
+                      std::string(elementTypeName(w.type)));
+}
+
+// What multiplies a weight row's integer sum over activation block b (scale), and, where the type
+// has mins (Q4_K), what multiplies the sum of that block's activation quants (min, else
+// undefined): the weight's contribution is scale * sum(q x) + min * sum(x). Q4_K's come from
+// perRun(s, block, row) = (scale, min) of its run s (schedule it vectorized over s: the 8 runs'
+// packed scales are three 8-byte loads).
+struct RunScale {
+  Expr scale, min;
+  Func perRun; // Q4_K's, else undefined
+};
+
+RunScale runScale(const std::string& name, const BlockWeight& w, const Expr& row, const Expr& b) {
+  if (w.type != ElementType::Q4_K)
+    return {w.term(row, b, 0, 0).scale, Expr(), Func()};
+  // Run s's six-bit scale and min, packed in the 12 bytes at 4 (llama.cpp's get_scale_min_k4,
+  // as BlockKernels' scaleMinK4 reads them for a known s); both branches read inside the block.
+  Var s("s"), block("block"), r("r");
+  std::function<Expr(Expr)> byteAt = w.rowBytes(r);
+  Expr blockBase = block * clampToInt(w.blockBytes);
+  auto q = [&](Expr i) { return cast<int32_t>(byteAt(blockBase + 4 + i)); };
+  Expr scale = select(s < 4, q(s) & 63, (q(s + 4) & 0x0F) | ((q(s - 4) >> 6) << 4));
+  Expr min = select(s < 4, q(s + 4) & 63, (q(s + 4) >> 4) | ((q(s) >> 6) << 4));
+  RunScale result;
+  result.perRun = Func(name + "_run_scale");
+  result.perRun(s, block, r) = Tuple(f16At(byteAt, blockBase) * cast<float>(scale),
+                                     -(f16At(byteAt, blockBase + 2) * cast<float>(min)));
+  int runsPerBlock = clampToInt(w.blockElements / kActivationBlock);
+  result.scale = result.perRun(b % runsPerBlock, b / runsPerBlock, row)[0];
+  result.min = result.perRun(b % runsPerBlock, b / runsPerBlock, row)[1];
+  return result;
 }
 
 // One output's dot product over a weight row in int8: a block (32 elements) a step, in 8 lanes
@@ -103,6 +148,7 @@ UnsignedQuant unsignedQuant(ElementType type, const std::function<Expr(Expr)>& b
 // row).
 struct IntegerDot {
   Func dot, partial, integerSum, scale;
+  Func minScale, runScale; // defined where the weight's type has mins (Q4_K)
   ImageParam weight;
   Var l4, g, blockVar;
   RVar block;  // the reduction over the row's blocks
@@ -132,22 +178,29 @@ IntegerDot integerDot(const std::string& name, const BlockWeight& w, const Quant
   d.block = RVar(blocks.x);
   d.blocksPerRow = clampToInt(w.rowElements / kActivationBlock);
   // Element k = 32 block + 16 g + 4 l4 + r of the row.
-  Expr base = d.blockVar * clampToInt(w.blockBytes);
   Expr inGroup = 4 * d.l4 + r.x;
-  UnsignedQuant u = unsignedQuant(w.type, w.rowBytes(v[0]), base, d.g, inGroup);
+  UnsignedQuant u = unsignedQuant(w, v[0], d.blockVar, d.g, inGroup);
   Expr k = kActivationBlock * d.blockVar + 16 * d.g + inGroup;
   d.integerSum = Func(name + "_integer_sum");
   std::vector<Var> sumVars = varsWithRows({d.l4, d.g, d.blockVar, v[0]});
   d.integerSum(sumVars) = 0;
   d.integerSum(sumVars) += cast<int32_t>(u.value) * cast<int32_t>(x.quant(withRows({k})));
   // Both blocks' scales, once per block and row (the weight's as exact arithmetic reads it).
+  RunScale weightScale = runScale(name, w, v[0], d.blockVar);
+  d.runScale = weightScale.perRun;
   d.scale = Func(name + "_scale");
   std::vector<Var> scaleVars = varsWithRows({d.blockVar, v[0]});
-  d.scale(scaleVars) = w.term(v[0], d.blockVar, 0, 0).scale * x.scale(withRows({d.blockVar}));
-  // Per lane: the integer sum less the offset's share (lane j sums elements 4j .. 4j + 3).
+  d.scale(scaleVars) = weightScale.scale * x.scale(withRows({d.blockVar}));
+  // Per lane: the integer sum less the offset's share (lane j sums elements 4j .. 4j + 3), and
+  // the weight's min times the lane's activations where it has mins.
   Expr lane = 8 * d.blockVar + 4 * d.g + d.l4;
   Expr corrected = d.integerSum(sumVars) - u.offset * x.laneSum(withRows({lane}));
   Expr term = cast<float>(corrected) * d.scale(scaleVars);
+  if (weightScale.min.defined()) {
+    d.minScale = Func(name + "_min_scale");
+    d.minScale(scaleVars) = weightScale.min * x.scale(withRows({d.blockVar}));
+    term = term + cast<float>(x.laneSum(withRows({lane}))) * d.minScale(scaleVars);
+  }
   d.partial = Func(name + "_lanes");
   std::vector<Var> laneVars = varsWithRows({d.l4, d.g, v[0]});
   d.partial(laneVars) = 0.0f;
@@ -159,29 +212,142 @@ IntegerDot integerDot(const std::string& name, const BlockWeight& w, const Quant
   return d;
 }
 
+// Many rows (prefill) in tiles: outputs in the vector lanes and rows across registers, the layout
+// in which a vpdpbusd lane sums a whole block (8 steps of 4 products) before its one scaling
+// (lanes along the row, as one row's dot product has them, scale every 4 products: those tiles
+// measured slower than the exact f32 panels, 107 against 145 GFLOP/s). Each step multiplies 4
+// bytes of 16 outputs' weights (a zmm of the packed panel) by one row's 4 activation quants
+// broadcast to every lane. The weights are packed per panel of kTileOutputs outputs once per
+// task: packed(r4, o, kq), element 4 kq + r4 of output o (unsigned, as unsignedQuant gives it),
+// the 4 bytes of a lane together and the panel's lanes side by side, and the block scales beside
+// them (wscale(o, b)); every row of the call then reads the panel from cache.
+constexpr int kTileOutputs = 32, kTileRows = 4;
+
+struct IntegerTiles {
+  Func tile, accumulator, integerSum, packed, weightScale;
+  Func weightMin, runScale; // defined where the weight's type has mins (Q4_K)
+  Var r4, kq;
+  RVar inLane, step, block;
+};
+
+IntegerTiles integerTiles(const std::string& name, const BlockWeight& weight,
+                          const QuantizedActivations& x, const std::vector<Var>& v) {
+  IntegerTiles t;
+  // Panels round up past the last output: those lanes read the last row (never stored).
+  BlockWeight w = weight;
+  w.clampRows = w.rows % kTileOutputs != 0;
+  std::vector<Var> rowVars(v.begin() + 1, v.end());
+  auto withRows = [&](std::vector<Expr> first) {
+    first.insert(first.end(), rowVars.begin(), rowVars.end());
+    return first;
+  };
+  t.r4 = Var("r4");
+  t.kq = Var("kq");
+  Var o = v[0], b("b");
+  Expr k = 4 * t.kq + t.r4, inBlock = k % kActivationBlock;
+  UnsignedQuant u = unsignedQuant(w, o, k / kActivationBlock, inBlock / 16, inBlock % 16);
+  t.packed = Func(name + "_packed");
+  t.packed(t.r4, o, t.kq) = u.value;
+  RunScale weightScale = runScale(name + "_tile", w, o, b);
+  t.runScale = weightScale.perRun;
+  t.weightScale = Func(name + "_weight_scale");
+  t.weightScale(o, b) = weightScale.scale;
+  // A block's 32 products of an output and a row: 8 steps of 4, each lane's 4 in one vpdpbusd.
+  RDom r(0, 4, 0, kActivationBlock / 4, name + "_tile_steps");
+  t.inLane = RVar(r.x);
+  t.step = RVar(r.y);
+  t.integerSum = Func(name + "_tile_integer_sum");
+  std::vector<Var> sumVars = {o, b};
+  sumVars.insert(sumVars.end(), rowVars.begin(), rowVars.end());
+  t.integerSum(sumVars) = 0;
+  t.integerSum(sumVars) += cast<int32_t>(t.packed(r.x, o, (kActivationBlock / 4) * b + r.y)) *
+                           cast<int32_t>(x.quant(withRows({kActivationBlock * b + 4 * r.y + r.x})));
+  RDom blocks(0, clampToInt(w.rowElements / kActivationBlock), name + "_tile_blocks");
+  t.block = RVar(blocks.x);
+  std::vector<Expr> sumAt = {o, blocks.x};
+  sumAt.insert(sumAt.end(), rowVars.begin(), rowVars.end());
+  Expr blockSum = x.blockSum(withRows({blocks.x}));
+  Expr corrected = t.integerSum(sumAt) - u.offset * blockSum;
+  Expr activationScale = x.scale(withRows({blocks.x}));
+  Expr term = t.weightScale(o, blocks.x) * activationScale * cast<float>(corrected);
+  if (weightScale.min.defined()) {
+    t.weightMin = Func(name + "_weight_min");
+    t.weightMin(o, b) = weightScale.min;
+    term = term + t.weightMin(o, blocks.x) * activationScale * cast<float>(blockSum);
+  }
+  t.accumulator = Func(name + "_tile_accumulator");
+  t.accumulator(v) = 0.0f;
+  t.accumulator(v) += term;
+  t.tile = Func(name + "_tile");
+  t.tile(v) = t.accumulator(v);
+  return t;
+}
+
+void scheduleIntegerTiles(const IntegerTiles& tiles, Func out, const std::vector<Var>& v) {
+  IntegerTiles t = tiles;    // (Funcs are handles)
+  constexpr int kLanes = 16; // i32 lanes of a zmm
+  Var panel("tile_panel"), inPanel("tile_output"), rowTile("row_tile"), inRowTile("tile_row");
+  t.tile.compute_at(out, Var("task"));
+  t.tile.split(v[0], panel, inPanel, kTileOutputs, TailStrategy::GuardWithIf)
+      .split(v[1], rowTile, inRowTile, kTileRows, TailStrategy::GuardWithIf);
+  std::vector<VarOrRVar> order = {inPanel, inRowTile, rowTile, panel};
+  order.insert(order.end(), v.begin() + 2, v.end());
+  t.tile.reorder(order).vectorize(inPanel, kLanes, TailStrategy::GuardWithIf);
+  // The panel's weights packed once for all the task's rows.
+  t.packed.compute_at(t.tile, panel).vectorize(t.r4);
+  t.weightScale.compute_at(t.tile, panel);
+  if (t.weightMin.defined()) {
+    t.weightMin.compute_at(t.tile, panel);
+    t.runScale.compute_at(t.tile, panel).vectorize(t.runScale.args()[0], 8);
+  }
+  // A tile of kTileOutputs x kTileRows f32 accumulators in registers while the blocks stream.
+  t.accumulator.compute_at(t.tile, rowTile);
+  t.accumulator.bound_extent(v[0], kTileOutputs).bound_extent(v[1], kTileRows);
+  for (size_t i = 2; i < v.size(); ++i)
+    t.accumulator.bound_extent(v[i], 1);
+  Var lane("tile_lane"), vector("tile_vector");
+  t.accumulator.vectorize(v[0], kLanes);
+  Stage accumulate = t.accumulator.update();
+  accumulate.split(v[0], vector, lane, kLanes);
+  std::vector<VarOrRVar> accumulateOrder = {lane, vector, v[1], t.block};
+  accumulateOrder.insert(accumulateOrder.end(), v.begin() + 2, v.end());
+  accumulate.reorder(accumulateOrder).vectorize(lane).unroll(vector).unroll(v[1]);
+  // Each block's integer sums for the tile: 8 steps of kTileOutputs / 16 x kTileRows vpdpbusd.
+  t.integerSum.compute_at(t.accumulator, t.block);
+  t.integerSum.vectorize(v[0], kLanes);
+  Stage sum = t.integerSum.update();
+  sum.split(v[0], vector, lane, kLanes);
+  std::vector<VarOrRVar> sumOrder = {t.inLane, lane, vector, v[1], t.step};
+  sumOrder.insert(sumOrder.end(), v.begin() + 2, v.end());
+  sum.reorder(sumOrder).atomic(true).vectorize(t.inLane).vectorize(lane).unroll(vector).unroll(
+      v[1]);
+}
+
 } // namespace
 
-OneRowIntegerDot oneRowIntegerDot(const std::string& name, const BlockWeight& w,
-                                  const std::function<Expr(Expr)>& xAt, const std::vector<Var>& v) {
+IntegerDots integerDots(const std::string& name, const BlockWeight& w,
+                        const std::function<Expr(Expr)>& xAt, const std::vector<Var>& v) {
   std::vector<Var> rowVars(v.begin() + 1, v.end());
   QuantizedActivations x = quantizeActivations(name + "_x", xAt, rowVars);
   IntegerDot d = integerDot(name, w, x, v);
-  OneRowIntegerDot result;
-  result.dot = d.dot;
-  result.schedule = [x, d, v](Func out, int rowChunk) {
+  IntegerTiles tiles = integerTiles(name, w, x, v);
+  IntegerDots result;
+  result.oneRow = d.dot;
+  result.manyRows = tiles.tile;
+  result.schedule = [x, d, tiles, v](Func out, int rowChunk) {
     Var panel("panel");
-    // The rows quantized once, before the panels. (Per task, the logits' 4096 tasks spent a
-    // sixth of their time requantizing the row; many rows, which read the f32 panels instead,
-    // pay one pass over their activations.)
+    // The rows quantized once, before the panels (in parallel over the rows). (Per task, the
+    // logits' 4096 tasks spent a sixth of their time requantizing the row.)
     QuantizedActivations q = x;
-    for (Func f : {q.scale, q.quant, q.laneSum}) {
+    for (Func f : {q.scale, q.quant, q.laneSum, q.blockSum}) {
       f.compute_root();
       if (v.size() > 1)
-        f.parallel(v.back());
+        f.parallel(f.args()[1]);
     }
     q.quant.vectorize(q.quant.args()[0], 64, TailStrategy::GuardWithIf);
     q.laneSum.vectorize(q.laneSum.args()[0], 16, TailStrategy::GuardWithIf);
     q.scale.vectorize(q.scale.args()[0], 16, TailStrategy::GuardWithIf);
+    q.blockSum.vectorize(q.blockSum.args()[0], 16, TailStrategy::GuardWithIf);
     IntegerDot f = d; // (Funcs are handles: a copy schedules the same one)
     f.dot.compute_at(out, panel);
     std::vector<Var> storage = {f.l4, f.g};
@@ -211,6 +377,13 @@ OneRowIntegerDot oneRowIntegerDot(const std::string& name, const BlockWeight& w,
     sum.reorder(sumOrder).atomic(true).vectorize(f.inLane).vectorize(f.l4).vectorize(f.g);
     sum.unroll(v[0]);
     f.scale.compute_at(f.partial, f.block);
+    if (f.minScale.defined()) {
+      f.minScale.compute_at(f.partial, f.block);
+      // A panel's runs' scales and mins at once, before its blocks stream.
+      f.runScale.compute_at(out, panel).vectorize(f.runScale.args()[0], 8);
+    }
+    if (v.size() > 1)
+      scheduleIntegerTiles(tiles, out, v);
   };
   return result;
 }

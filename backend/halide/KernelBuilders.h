@@ -56,10 +56,13 @@ struct BlockTerm {
 BlockTerm blockTerm(ElementType type, const std::function<Halide::Expr(Halide::Expr)>& byteAt,
                     Halide::Expr blockBase, int group, Halide::Expr lane);
 int groupsPerScale(ElementType type);
+// The little-endian f16 at byte `offset` of what byteAt reads, as f32 exactly.
+Halide::Expr f16At(const std::function<Halide::Expr(Halide::Expr)>& byteAt,
+                   const Halide::Expr& offset);
 
 // Outputs in panels of kDotPanel weight rows (the Var "panel" of the output's schedule); in decode
 // each panel's weight rows are prefetched kPrefetchPanels panels ahead.
-constexpr int kDotPanel = 4, kPrefetchPanels = 1;
+constexpr int kDotPanel = 4, kPrefetchPanels = 4;
 
 // A block-quantized weight operand: a UInt(8) ImageParam [row bytes, rows] of its stored rows
 // (a projection's [out, in] rows, or an embedding table's), each a whole number of blocks.
@@ -101,17 +104,18 @@ void prefetchWeightRowsInDecode(Halide::Stage oneRow, const Halide::VarOrRVar& b
 
 // ---- The fast arithmetic (IntegerDotKernels.cpp) ------------------------------------------------
 
-// dot(v) = sum over k of x(k) * w(v[0], k) for one row of activations (xAt reads element k of the
-// row at v[1...]) quantized to int8 per block of 32, in integer dot products (VNNI). schedule()
-// places its Funcs in `out`, which the block kernels' schedule has split into tasks and panels
-// (rowChunk: the rows its chunks bound storage to), for its rows == 1 case.
-struct OneRowIntegerDot {
-  Halide::Func dot;
+// dot(v) = sum over k of x(k) * w(v[0], k) for rows of activations (xAt reads element k of the
+// row at v[1...]) quantized to int8 per block of 32, in integer dot products (VNNI): oneRow for a
+// single row (decode), manyRows in register tiles over the rows (prefill). schedule() places
+// their Funcs in `out`, which the block kernels' schedule has split into tasks and panels
+// (rowChunk: the rows its chunks bound storage to).
+struct IntegerDots {
+  Halide::Func oneRow, manyRows;
   std::function<void(Halide::Func out, int rowChunk)> schedule;
 };
-OneRowIntegerDot oneRowIntegerDot(const std::string& name, const BlockWeight& w,
-                                  const std::function<Halide::Expr(Halide::Expr)>& xAt,
-                                  const std::vector<Halide::Var>& v);
+IntegerDots integerDots(const std::string& name, const BlockWeight& w,
+                        const std::function<Halide::Expr(Halide::Expr)>& xAt,
+                        const std::vector<Halide::Var>& v);
 
 // ---- Elementwise (ElementwiseKernels.cpp) -------------------------------------------------------
 

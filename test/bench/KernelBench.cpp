@@ -255,10 +255,14 @@ void FastQ4_0Up(benchmark::State& state) {
 void FastQ5_0Up(benchmark::State& state) {
   blockProjectionBench(state, ElementType::Q5_0, 640, 2048, true);
 }
+void FastQ4_KDown(benchmark::State& state) {
+  blockProjectionBench(state, ElementType::Q4_K, 2048, 640, true);
+}
 BENCHMARK(FastQ8_0Logits)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(FastQ8_0LogitsFull)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(FastQ4_0Up)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(FastQ5_0Up)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(FastQ4_KDown)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BlockQ5_0Up)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BlockQ4_0Up)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BlockQ4_KDown)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -294,13 +294,12 @@ TEST_P(QuantizedWeights, ExactArithmeticEqualsTransformersOnTheDequantizedModel)
 INSTANTIATE_TEST_SUITE_P(Fixtures, QuantizedWeights, ::testing::Values("q8_0", "q4_0"));
 
 // The same blocks with --arithmetic fast (compile-fixtures.sh compiles them where the CPU has
-// AVX512-VNNI). Its integer dot products compute one row (decode, and a one-token prompt); many
-// rows (a prompt) keep the exact f32 panels. So: a prompt's logits equal transformers' on the
-// dequantized blocks within 1e-4 x max|logit| as exact arithmetic's do; the logits of each row's
-// first token alone (transformers' logits at that position: attention is causal), computed in
-// int8, are within the stated bound, 1e-2 x max|logit| (measured: 2.85e-3 for q8_0, 2.94e-3
-// for q4_0), and not within exact arithmetic's; the greedy ids that agree are
-// printed.
+// AVX512-VNNI). Its integer dot products compute every row: one row (decode, and a one-token
+// prompt) in one row's dot product, a prompt's many rows in integer tiles, two kernels. So: the
+// prompts' logits, and each row's first token's alone (transformers' logits at that position:
+// attention is causal), are within the stated bound of transformers' on the dequantized blocks,
+// 1e-2 x max|logit| (measured: prompts 2.94e-3 / 3.34e-3, first tokens 2.85e-3 / 2.94e-3 for
+// q8_0 / q4_0), and not within exact arithmetic's; the greedy ids that agree are printed.
 class FastArithmetic : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FastArithmetic, WithinTheStatedBoundOfTransformersOnTheDequantizedModel) {
@@ -311,7 +310,8 @@ TEST_P(FastArithmetic, WithinTheStatedBoundOfTransformersOnTheDequantizedModel) 
   std::string program = dir + "/" + fixture;
   json reference = testing::loadHFReference(fixture, "reference_" + GetParam() + ".json");
   NarrowedRun prompts = runAgainst(program, reference, fixture + "-fast-" + GetParam());
-  EXPECT_LE(prompts.worst.relative(), 1e-4);
+  EXPECT_LE(prompts.worst.relative(), 1e-2);
+  EXPECT_GT(prompts.worst.relative(), 1e-4); // the integer tiles, not the exact arithmetic
   const json& expected = reference["logits"];
   int64_t columns = expected["shape"][1].get<int64_t>(),
           vocab = expected["shape"][2].get<int64_t>();
@@ -331,8 +331,8 @@ TEST_P(FastArithmetic, WithinTheStatedBoundOfTransformersOnTheDequantizedModel) 
       oneRow.add(row[static_cast<size_t>(i)],
                  expected["data"][static_cast<size_t>(start + i)].get<double>());
   }
-  std::printf("%s (--weights-dtype %s --arithmetic fast): prompts' logits (f32 panels) %.3g, "
-              "first tokens' (int8) %.3g x max|logit| from transformers on the dequantized "
+  std::printf("%s (--weights-dtype %s --arithmetic fast): prompts' logits (integer tiles) %.3g, "
+              "first tokens' (one row) %.3g x max|logit| from transformers on the dequantized "
               "blocks; greedy ids agree for %zu of %zu\n",
               fixture.c_str(), GetParam().c_str(), prompts.worst.relative(), oneRow.relative(),
               prompts.agree, prompts.generated);

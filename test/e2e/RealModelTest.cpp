@@ -129,16 +129,17 @@ TEST(RealModel, Bf16WeightsLogitsWithinStatedBound) {
   }
 }
 
-// --arithmetic fast: the Q8_0 and Q5_0 tensors' dot products (the logits, the attention
-// projections but the output, the MLPs' gate and up) with int8 activations for one row (each
-// generated token); a prompt's many rows keep the exact f32 panels, so its last-row logits stay
-// within 1e-4 of transformers', the argmax kept. The generated tokens then go through the int8
-// kernels, whose logits move by a few thousandths of max|logit|: the greedy ids must follow
-// transformers' until a step where transformers' own two best logits are within 2% of max|logit|
-// of each other (step_margins), where the other token may win. When measured, the ids diverged
-// at steps of margin 0.0003 (prose), 0.008 (code) and 0.00004 (story), and not at all (question);
-// a broken kernel diverges at the first token, whose margins are 0.007, 0.094, 0.25 and 0.11.
-TEST(RealModel, FastArithmeticPromptExactAndGenerationFollowsTransformers) {
+// --arithmetic fast: the Q8_0, Q5_0 and Q4_K tensors' dot products (all but the MLPs' Q6_K down
+// projections) with activations quantized to int8, for the prompt's rows (integer tiles) and each
+// generated token alike; the Q6_K tensors stay exact. A prompt's last-row logits move from
+// transformers' by about a hundredth of max|logit| (measured 0.91-1.47%; bound 2%, the int8
+// arithmetic's stated deviation), and not as little as exact arithmetic's (1e-4). The greedy ids
+// must follow transformers' until a step where transformers' own two best logits are within 2% of
+// max|logit| of each other (step_margins), where the other token may win; the first generated
+// token is such a step. When measured, the ids diverged at steps of margin 0.0011 (question, step
+// 3), 0.0035 (code, step 3) and 0.00004 (story, step 13), and not at all (prose); a broken kernel
+// diverges at the first token, whose margins are 0.007, 0.094, 0.25 and 0.11.
+TEST(RealModel, FastArithmeticWithinItsBoundAndGenerationFollowsTransformers) {
   if (!std::filesystem::exists(std::string(GEMMAC_REAL_MODEL_DIR) + "/fast") &&
       !__builtin_cpu_supports("avx512vnni"))
     GTEST_SKIP() << "no AVX512-VNNI on this CPU: the fast arithmetic cannot run here";
@@ -167,8 +168,8 @@ TEST(RealModel, FastArithmeticPromptExactAndGenerationFollowsTransformers) {
                 "transformers; greedy ids agree for %zu of %zu (%zu generated); divergence: %s\n",
                 prompt["name"].get<std::string>().c_str(), check.relative, agree, want.size(),
                 want.size() - promptLength, where.c_str());
-    EXPECT_LE(check.relative, 1e-4) << prompt["name"];
-    EXPECT_TRUE(check.sameArgmax) << prompt["name"];
+    EXPECT_LE(check.relative, 2e-2) << prompt["name"];
+    EXPECT_GT(check.relative, 1e-4) << prompt["name"]; // it is not the exact arithmetic
   }
 }
 

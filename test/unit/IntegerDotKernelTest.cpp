@@ -1,4 +1,4 @@
-// The fast arithmetic's kernels (IntegerDotKernels.cpp, for one row; many rows stay exact),
+// The fast arithmetic's kernels (IntegerDotKernels.cpp: one row, and many in tiles),
 // compiled ahead of time as gemmac compiles them, against their definition computed here
 // independently: each row of activations
 // quantized per block of 32 as llama.cpp's quantize_row_q8_0 does (scale max|x| / 127, quants
@@ -25,7 +25,14 @@ namespace {
 using testing::disassemble;
 using testing::randomBlocks;
 
-constexpr ElementType kIntegerTypes[] = {ElementType::Q8_0, ElementType::Q4_0, ElementType::Q5_0};
+constexpr ElementType kIntegerTypes[] = {ElementType::Q8_0, ElementType::Q4_0, ElementType::Q5_0,
+                                         ElementType::Q4_K};
+
+// Rows of a whole number of the type's blocks: Q4_K's are 256 elements (8 runs of 32, each its
+// own scale and min), the others' 32.
+bool superBlocks(ElementType type) {
+  return type == ElementType::Q4_K;
+}
 
 std::vector<float> dequantized(ElementType type, const std::vector<uint8_t>& bytes,
                                int64_t elements) {
@@ -89,19 +96,20 @@ TEST(IntegerDotKernels, ProjectionEqualsQuantizedActivationsTimesDequantizedWeig
   for (ElementType type : kIntegerTypes)
     for (auto [k, n] : {std::pair<int64_t, int64_t>{64, 40}, {192, 150}}) {
       // Panels of 4 and tasks of at least 16 panels: 40 rows in whole panels (read unclamped),
-      // 150 in three tasks, the last panel's rows past the end clamped.
+      // 150 in three tasks, the last panel's rows past the end clamped. Q4_K's rows are 4 and 8
+      // times longer (one and three 256-element blocks would not test the runs' order).
+      if (superBlocks(type))
+        k *= k == 64 ? 4 : 8;
       auto graph = parseGraph(projectionText(type, k, n));
       Kernel kernel = buildKernel(*graph->ops.back(), TargetKind::AVX512VNNI);
       std::string name = "int8_matmul_" + std::string(elementTypeName(type)) + std::to_string(k);
       testing::AheadOfTimeKernel compiled(kernel, name, TargetKind::AVX512VNNI);
       std::vector<uint8_t> blocks = randomBlocks(type, n, k, rng, true);
       std::vector<float> w = dequantized(type, blocks, n * k);
-      for (int64_t rows : {1, 6}) {
+      // One row (decode) and many (prefill's integer tiles of 4 rows, the last one cut).
+      for (int64_t rows : {1, 2, 6, 37}) {
         std::vector<float> x = activations(rows, k, rng);
-        // One row (decode) is the integer dot product; many rows (prefill) keep the exact f32
-        // panels, which measured faster.
-        std::vector<double> xq =
-            rows == 1 ? quantizedActivations(x) : std::vector<double>(x.begin(), x.end());
+        std::vector<double> xq = quantizedActivations(x);
         Halide::Buffer<float> xBuffer(static_cast<int>(k), static_cast<int>(rows), 1);
         std::memcpy(xBuffer.data(), x.data(), x.size() * sizeof(float));
         Halide::Buffer<float> out(static_cast<int>(n), static_cast<int>(rows), 1);
@@ -127,16 +135,17 @@ TEST(IntegerDotKernels, ProjectionEqualsQuantizedActivationsTimesDequantizedWeig
 // Gate and up on the quantized x, the gated activations quantized again for down: the reference
 // computes the gated activations in double, so a quant may fall on the other side of a rounding
 // boundary; each element may then differ by one quant step of its block. A weight without an
-// integer dot product (the real 270M's Q4_K or Q6_K down beside Q5_0 gate and up) stays exact:
+// integer dot product (the real 270M's Q6_K down beside Q5_0 gate and up) stays exact:
 // its dot product is over the gated activations as they are.
 TEST(IntegerDotKernels, GatedMlpEqualsItsDefinition) {
   if (!vnniHost())
     GTEST_SKIP() << "this CPU has no AVX512-VNNI";
   std::mt19937_64 rng(31);
-  const int64_t d = 64, inner = 256, rowsMax = 1; // one row: the integer dot products' case
+  const int64_t d = 64, inner = 256;
   std::vector<std::array<ElementType, 3>> mixes;
   for (ElementType type : kIntegerTypes)
-    mixes.push_back({type, type, type});
+    if (!superBlocks(type)) // (gate and up's rows are 64 elements)
+      mixes.push_back({type, type, type});
   mixes.push_back({ElementType::Q5_0, ElementType::Q5_0, ElementType::Q4_K});
   mixes.push_back({ElementType::Q5_0, ElementType::Q8_0, ElementType::Q6_K});
   for (const auto& [gateType, upType, downType] : mixes) {
@@ -159,62 +168,67 @@ TEST(IntegerDotKernels, GatedMlpEqualsItsDefinition) {
     std::vector<float> wg = dequantized(gateType, gate, inner * d),
                        wu = dequantized(upType, up, inner * d),
                        wd = dequantized(downType, down, d * inner);
-    std::vector<float> x = activations(rowsMax, d, rng);
-    std::vector<double> xq = quantizedActivations(x);
-    Halide::Buffer<float> xBuffer(static_cast<int>(d), static_cast<int>(rowsMax), 1);
-    std::memcpy(xBuffer.data(), x.data(), x.size() * sizeof(float));
-    Halide::Buffer<float> out(static_cast<int>(d), static_cast<int>(rowsMax), 1);
-    ASSERT_EQ(
-        compiled.run({xBuffer, weightBuffer(gateType, gate, inner, d),
-                      weightBuffer(upType, up, inner, d), weightBuffer(downType, down, d, inner)},
-                     out),
-        0);
-    bool downInteger = hasIntegerDotProduct(downType);
-    for (int64_t m = 0; m < rowsMax; ++m) {
-      std::vector<float> gated(static_cast<size_t>(inner));
-      for (int64_t i = 0; i < inner; ++i) {
-        double gs = 0, us = 0;
-        for (int64_t j = 0; j < d; ++j) {
-          gs += wg[static_cast<size_t>(i * d + j)] * xq[static_cast<size_t>(m * d + j)];
-          us += wu[static_cast<size_t>(i * d + j)] * xq[static_cast<size_t>(m * d + j)];
-        }
-        double gelu =
-            0.5 * gs * (1 + std::tanh(0.7978845608028654 * (gs + 0.044715 * gs * gs * gs)));
-        gated[static_cast<size_t>(i)] = static_cast<float>(gelu * us);
-      }
-      std::vector<double> gq = downInteger ? quantizedActivations(gated)
-                                           : std::vector<double>(gated.begin(), gated.end());
-      for (int64_t o = 0; o < d; ++o) {
-        double expected = 0, magnitude = 0, step = 0;
+    // One row (decode) and 20 (prefill's integer tiles), every row an integer dot product.
+    for (int64_t rowsMax : {1, 20}) {
+      std::vector<float> x = activations(rowsMax, d, rng);
+      std::vector<double> xq = quantizedActivations(x);
+      Halide::Buffer<float> xBuffer(static_cast<int>(d), static_cast<int>(rowsMax), 1);
+      std::memcpy(xBuffer.data(), x.data(), x.size() * sizeof(float));
+      Halide::Buffer<float> out(static_cast<int>(d), static_cast<int>(rowsMax), 1);
+      ASSERT_EQ(
+          compiled.run({xBuffer, weightBuffer(gateType, gate, inner, d),
+                        weightBuffer(upType, up, inner, d), weightBuffer(downType, down, d, inner)},
+                       out),
+          0);
+      bool downInteger = hasIntegerDotProduct(downType);
+      for (int64_t m = 0; m < rowsMax; ++m) {
+        std::vector<float> gated(static_cast<size_t>(inner));
         for (int64_t i = 0; i < inner; ++i) {
-          double w = wd[static_cast<size_t>(o * inner + i)];
-          expected += w * gq[static_cast<size_t>(i)];
-          magnitude += std::fabs(w * gq[static_cast<size_t>(i)]);
-          float amax = 0;
-          for (int64_t e = i / 32 * 32; e < i / 32 * 32 + 32; ++e)
-            amax = std::max(amax, std::fabs(gated[static_cast<size_t>(e)]));
-          if (downInteger)
-            step += std::fabs(w) * amax / 127.0 * 1e-3; // a flipped quant is rare: 1 in 1000
+          double gs = 0, us = 0;
+          for (int64_t j = 0; j < d; ++j) {
+            gs += wg[static_cast<size_t>(i * d + j)] * xq[static_cast<size_t>(m * d + j)];
+            us += wu[static_cast<size_t>(i * d + j)] * xq[static_cast<size_t>(m * d + j)];
+          }
+          double gelu =
+              0.5 * gs * (1 + std::tanh(0.7978845608028654 * (gs + 0.044715 * gs * gs * gs)));
+          gated[static_cast<size_t>(i)] = static_cast<float>(gelu * us);
         }
-        EXPECT_NEAR(out(static_cast<int>(o), static_cast<int>(m), 0), expected,
-                    1e-4 * magnitude + step + 1e-30)
-            << t << " row " << m << " output " << o;
+        std::vector<double> gq = downInteger ? quantizedActivations(gated)
+                                             : std::vector<double>(gated.begin(), gated.end());
+        for (int64_t o = 0; o < d; ++o) {
+          double expected = 0, magnitude = 0, step = 0;
+          for (int64_t i = 0; i < inner; ++i) {
+            double w = wd[static_cast<size_t>(o * inner + i)];
+            expected += w * gq[static_cast<size_t>(i)];
+            magnitude += std::fabs(w * gq[static_cast<size_t>(i)]);
+            float amax = 0;
+            for (int64_t e = i / 32 * 32; e < i / 32 * 32 + 32; ++e)
+              amax = std::max(amax, std::fabs(gated[static_cast<size_t>(e)]));
+            if (downInteger)
+              step += std::fabs(w) * amax / 127.0 * 1e-3; // a flipped quant is rare: 1 in 1000
+          }
+          EXPECT_NEAR(out(static_cast<int>(o), static_cast<int>(m), 0), expected,
+                      1e-4 * magnitude + step + 1e-30)
+              << t << " row " << m << " output " << o;
+        }
       }
     }
   }
 }
 
-// The object uses vpdpbusd (EVEX-encoded: a block a ymm) and none of what Halide's Sapphire Rapids
-// CPU would let LLVM pick and Zen 4 lacks: AMX tiles, VEX-encoded AVX-VNNI, AVX512-FP16
-// conversions. (Compiling needs no VNNI on this machine; running does.)
+// The object uses vpdpbusd (EVEX-encoded: one row's block a ymm, a tile's 16 outputs a zmm) and
+// none of what Halide's Sapphire Rapids CPU would let LLVM pick and Zen 4 lacks: AMX tiles,
+// VEX-encoded AVX-VNNI, AVX512-FP16 conversions. (Compiling needs no VNNI on this machine; running
+// does.)
 TEST(IntegerDotKernels, ObjectHasOnlyZen4Instructions) {
   for (ElementType type : kIntegerTypes) {
-    auto graph = parseGraph(projectionText(type, 640, 64));
+    auto graph = parseGraph(projectionText(type, 1024, 64));
     Kernel kernel = buildKernel(*graph->ops.back(), TargetKind::AVX512VNNI);
     std::string path = ::testing::TempDir() + "/int8_object.o";
     compileKernelToObject(kernel, path, "int8_object", TargetKind::AVX512VNNI);
     std::string code = disassemble(path);
-    EXPECT_NE(code.find("vpdpbusd %ymm"), std::string::npos) << elementTypeName(type);
+    EXPECT_NE(code.find("vpdpbusd %ymm"), std::string::npos) << elementTypeName(type); // one row
+    EXPECT_NE(code.find("vpdpbusd %zmm"), std::string::npos) << elementTypeName(type); // tiles
     for (const char* forbidden : {"ldtilecfg", "tdpb", "{vex}", "vcvtsh2ss", "vcvtph2psx", "vmovw"})
       EXPECT_EQ(code.find(forbidden), std::string::npos) << elementTypeName(type) << forbidden;
   }
@@ -225,7 +239,7 @@ TEST(IntegerDotKernels, RefusedOnATargetWithoutVnni) {
   EXPECT_THROW(buildKernel(*graph->ops.back(), TargetKind::AVX512), UserError);
   // Weights without an integer dot product are refused by the IR's shape rules.
   auto kQuant = parseGraph("graph @g(%x: f32[1,seq,256]) {\n  %w = weight() {name = \"w\", perm = "
-                           "[1, 0]} : q4_k[256,8]\n  %0 = matmul(%x, %w) {arithmetic = \"int8\"} : "
+                           "[1, 0]} : q6_k[256,8]\n  %0 = matmul(%x, %w) {arithmetic = \"int8\"} : "
                            "f32[1,seq,8]\n  return %0\n}\n");
   EXPECT_THROW(verifyGraph(*kQuant), UserError);
 }
