@@ -62,7 +62,7 @@ Halide::Expr f16At(const std::function<Halide::Expr(Halide::Expr)>& byteAt,
 
 // Outputs in panels of kDotPanel weight rows (the Var "panel" of the output's schedule); in decode
 // each panel's weight rows are prefetched kPrefetchPanels panels ahead.
-constexpr int kDotPanel = 4, kPrefetchPanels = 4;
+constexpr int kDotPanel = 4, kPrefetchPanels = 1;
 
 // A block-quantized weight operand: a UInt(8) ImageParam [row bytes, rows] of its stored rows
 // (a projection's [out, in] rows, or an embedding table's), each a whole number of blocks.
