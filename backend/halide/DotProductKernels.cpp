@@ -94,14 +94,21 @@ int scheduleLaneDots(Func out, const std::vector<LaneDot>& dots, const std::vect
     }
     Stage update = partial.update();
     if (v.size() == 1) {
-      update.reorder(lane, v[0], outer).vectorize(lane).unroll(v[0]);
+      if (laneDot.streamed)
+        update.reorder(lane, outer, v[0]);
+      else
+        update.reorder(lane, v[0], outer);
+      update.vectorize(lane).unroll(v[0]);
       if (laneDot.streamed)
         prefetchWeightRowsInDecode(update, outer, *laneDot.streamed, laneDot.blocksPerRow);
       continue;
     }
     // The row loop outside the k loop: its extent is 1 at run time but not to the compiler,
-    // and inside the k loop it would keep the accumulators in memory.
+    // and inside the k loop it would keep the accumulators in memory. A block weight's panel
+    // rows are read one after the other (prefetchWeightRowsInDecode says why).
     std::vector<VarOrRVar> single = {lane, v[0], outer, v[1]};
+    if (laneDot.streamed)
+      single = {lane, outer, v[0], v[1]};
     single.insert(single.end(), v.begin() + 2, v.end());
     Stage oneRow = update.specialize(rows == 1);
     oneRow.reorder(single).vectorize(lane).unroll(v[0]);

@@ -361,9 +361,10 @@ IntegerDots integerDots(const std::string& name, const BlockWeight& w,
       for (size_t i = 2; i < v.size(); ++i)
         func.bound_storage(v[i], 1);
     }
-    // A panel's kDotPanel rows of lanes in registers while the blocks stream through (the row
-    // loop outside the block loop: its extent is 1).
-    std::vector<VarOrRVar> order = {f.l4, f.g, v[0], f.block};
+    // A panel's kDotPanel weight rows one after the other, each one's lanes in registers while
+    // its blocks stream through (the activation row loop outside: its extent is 1). See
+    // KernelBuilders.h's prefetchWeightRowsInDecode for why row by row.
+    std::vector<VarOrRVar> order = {f.l4, f.g, f.block, v[0]};
     order.insert(order.end(), v.begin() + 1, v.end());
     Stage update = f.partial.update();
     update.reorder(order).vectorize(f.l4).vectorize(f.g).unroll(v[0]);
