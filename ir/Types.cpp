@@ -60,7 +60,7 @@ bool isFloat(ElementType type) {
 }
 bool hasIntegerDotProduct(ElementType type) {
   return type == ElementType::Q8_0 || type == ElementType::Q4_0 || type == ElementType::Q5_0 ||
-         type == ElementType::Q4_K;
+         type == ElementType::Q4_K || type == ElementType::Q6_K;
 }
 
 bool isBlockQuantized(ElementType type) {

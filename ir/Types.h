@@ -39,7 +39,7 @@ bool isFloat(ElementType type);
 bool isInteger(ElementType type); // i64, i32, i8 (not bool)
 bool isBlockQuantized(ElementType type);
 // The block types the fast arithmetic has integer dot products for (the backend's
-// IntegerDotKernels.cpp): Q8_0, Q4_0, Q5_0 and Q4_K.
+// IntegerDotKernels.cpp): Q8_0, Q4_0, Q5_0, Q4_K and Q6_K.
 bool hasIntegerDotProduct(ElementType type);
 // Bytes per element of a per-element type (a block-quantized type has none: ElementCodec.h's
 // storageBytes counts its blocks).

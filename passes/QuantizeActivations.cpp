@@ -1,12 +1,12 @@
 /// \file
 /// quantize-activations (--arithmetic fast): marks the matmuls and gated MLPs whose weights are
-/// in blocks the fast arithmetic has integer dot products for (Q8_0, Q4_0, Q5_0, Q4_K) with
+/// in blocks the fast arithmetic has integer dot products for (Q8_0, Q4_0, Q5_0, Q4_K, Q6_K) with
 /// {arithmetic = "int8"}: their kernels quantize each row of activations (a generated token's, and
 /// a prompt's) per block of 32 to int8 as llama.cpp does and multiply it with the weights' quants
 /// in integers (AVX512-VNNI), instead of decoding every weight to f32.
 /// The results then differ from transformers' by the activations' rounding. A gated MLP is marked
 /// where any of its weights qualifies, and its kernel takes the integer dot products for those
-/// weights only (the real Gemma 3 270M's Q5_0 gate and up, beside a Q6_K down). Without
+/// weights only (a Q5_0 gate and up beside a Q5_K down). Without
 /// --arithmetic fast it changes nothing. Runs after narrow-weights, which gives the weights their
 /// block types.
 

@@ -27,9 +27,10 @@ Expr roundHalfAway(const Expr& v) {
 
 // A matrix of activations (k, rows...) quantized per block of 32 along k: scale(b, rows...) and
 // quant(k, rows...) (i8), and laneSum(j, rows...): the sum of quants 4j .. 4j + 3, what an
-// unsigned weight quant's offset times the activations adds to one vpdpbusd lane.
+// unsigned weight quant's offset times the activations adds to one vpdpbusd lane; runSum(j,
+// rows...) the sum of quants 16j .. 16j + 15 (a Q6_K scale's run), blockSum(b, rows...) block b's.
 struct QuantizedActivations {
-  Func scale, quant, laneSum, blockSum; // blockSum(b, rows...): the sum of block b's quants
+  Func scale, quant, laneSum, runSum, blockSum;
 };
 
 QuantizedActivations quantizeActivations(const std::string& name,
@@ -49,7 +50,7 @@ QuantizedActivations quantizeActivations(const std::string& name,
   // xAt reads element k of the row at rowVars.
   Func absMax(name + "_abs_max"), inverse(name + "_inverse");
   QuantizedActivations q{Func(name + "_scale"), Func(name + "_quant"), Func(name + "_lane_sum"),
-                         Func(name + "_block_sum")};
+                         Func(name + "_run_sum"), Func(name + "_block_sum")};
   RDom inBlock(0, kActivationBlock, name + "_in_block");
   absMax(at(b)) = maximum(abs(xAt(b * kActivationBlock + inBlock.x)));
   q.scale(at(b)) = call(absMax, b) / 127.0f;
@@ -59,16 +60,15 @@ QuantizedActivations quantizeActivations(const std::string& name,
   q.laneSum(at(j)) = cast<int32_t>(call(q.quant, 4 * j)) + cast<int32_t>(call(q.quant, 4 * j + 1)) +
                      cast<int32_t>(call(q.quant, 4 * j + 2)) +
                      cast<int32_t>(call(q.quant, 4 * j + 3));
-  Expr blockSum = call(q.laneSum, b * (kActivationBlock / 4));
-  for (int j = 1; j < kActivationBlock / 4; ++j)
-    blockSum = blockSum + call(q.laneSum, b * (kActivationBlock / 4) + j);
-  q.blockSum(at(b)) = blockSum;
+  q.runSum(at(j)) = call(q.laneSum, 4 * j) + call(q.laneSum, 4 * j + 1) +
+                    call(q.laneSum, 4 * j + 2) + call(q.laneSum, 4 * j + 3);
+  q.blockSum(at(b)) = call(q.runSum, 2 * b) + call(q.runSum, 2 * b + 1);
   return q;
 }
 
 // The quants a weight row has for activation block b (its elements 32 b .. 32 b + 31), as
 // unsigned bytes whose value minus `offset` is the signed quant: element 16 group + inGroup of
-// that run. Q4_K's blocks hold 8 runs of 32 (sub-blocks) each.
+// that run. Q4_K's and Q6_K's blocks hold 8 runs of 32 each.
 struct UnsignedQuant {
   Expr value;
   int offset;
@@ -104,6 +104,16 @@ UnsignedQuant unsignedQuant(const BlockWeight& w, const Expr& row, const Expr& b
     Expr byte = u8At(16 + (s / 2) * 32 + 16 * group + inGroup);
     return {select(s % 2 == 0, byte & cast<uint8_t>(0x0F), byte >> cast<uint8_t>(4)), 0};
   }
+  case ElementType::Q6_K: { // run s: half s / 4 of the block, quarter s % 4 of that half
+    // Low four bits: the low (quarters 0, 1) or high (2, 3) nibbles of the half's ql bytes 32
+    // (s % 2) ...; the top two: bits 2 (s % 4) of the half's qh bytes (BlockKernels' Q6_K term).
+    Expr s = b % runsPerBlock, quarter = s % 4, l = 16 * group + inGroup;
+    Expr ql = u8At((s / 4) * 64 + (s % 2) * 32 + l);
+    Expr low = select(quarter < 2, ql & cast<uint8_t>(0x0F), ql >> cast<uint8_t>(4));
+    Expr qh = u8At(128 + (s / 4) * 32 + l);
+    Expr high = (qh >> cast<uint8_t>(2 * quarter)) & cast<uint8_t>(3);
+    return {low | (high << cast<uint8_t>(4)), 32};
+  }
   default:
     break;
   }
@@ -111,35 +121,50 @@ UnsignedQuant unsignedQuant(const BlockWeight& w, const Expr& row, const Expr& b
                       std::string(elementTypeName(w.type)));
 }
 
-// What multiplies a weight row's integer sum over activation block b (scale), and, where the type
-// has mins (Q4_K), what multiplies the sum of that block's activation quants (min, else
-// undefined): the weight's contribution is scale * sum(q x) + min * sum(x). Q4_K's come from
-// perRun(s, block, row) = (scale, min) of its run s (schedule it vectorized over s: the 8 runs'
-// packed scales are three 8-byte loads).
+// What multiplies a weight row's integer sum over the 16 elements 32 b + 16 group ... of its
+// activation block b (scale), and, where the type has mins (Q4_K), what multiplies the sum of the
+// block's activation quants (min, else undefined): the weight's contribution is
+// scale * sum(q x) + min * sum(x). The types but Q6_K scale a whole block alike. The K-quants'
+// come from perRun(j, block, row): Q4_K's (scale, min) of its run j of 32, Q6_K's scale of its
+// run j of 16 (schedule it vectorized over j: the runs' packed scales are a few vector loads).
 struct RunScale {
   Expr scale, min;
-  Func perRun; // Q4_K's, else undefined
+  Func perRun; // the K-quants', else undefined
 };
 
-RunScale runScale(const std::string& name, const BlockWeight& w, const Expr& row, const Expr& b) {
-  if (w.type != ElementType::Q4_K)
+RunScale runScale(const std::string& name, const BlockWeight& w, const Expr& row, const Expr& b,
+                  const Expr& group) {
+  if (w.type != ElementType::Q4_K && w.type != ElementType::Q6_K)
     return {w.term(row, b, 0, 0).scale, Expr(), Func()};
-  // Run s's six-bit scale and min, packed in the 12 bytes at 4 (llama.cpp's get_scale_min_k4,
-  // as BlockKernels' scaleMinK4 reads them for a known s); both branches read inside the block.
-  Var s("s"), block("block"), r("r");
+  Var j("j"), block("block"), r("r");
   std::function<Expr(Expr)> byteAt = w.rowBytes(r);
   Expr blockBase = block * clampToInt(w.blockBytes);
-  auto q = [&](Expr i) { return cast<int32_t>(byteAt(blockBase + 4 + i)); };
-  Expr scale = select(s < 4, q(s) & 63, (q(s + 4) & 0x0F) | ((q(s - 4) >> 6) << 4));
-  Expr min = select(s < 4, q(s + 4) & 63, (q(s + 4) >> 4) | ((q(s) >> 6) << 4));
+  int runsPerBlock = clampToInt(w.blockElements / kActivationBlock);
   RunScale result;
   result.perRun = Func(name + "_run_scale");
-  result.perRun(s, block, r) = Tuple(f16At(byteAt, blockBase) * cast<float>(scale),
+  if (w.type == ElementType::Q6_K) { // an i8 scale per 16 elements, at 192; d at 208
+    result.perRun(j, block, r) = f16At(byteAt, blockBase + 208) *
+                                 cast<float>(reinterpret(Int(8), byteAt(blockBase + 192 + j)));
+    result.scale = result.perRun(2 * (b % runsPerBlock) + group, b / runsPerBlock, row);
+    return result;
+  }
+  // Q4_K's run j's six-bit scale and min, packed in the 12 bytes at 4 (llama.cpp's
+  // get_scale_min_k4, as BlockKernels' scaleMinK4 reads them for a known j); both branches
+  // read inside the block.
+  auto q = [&](Expr i) { return cast<int32_t>(byteAt(blockBase + 4 + i)); };
+  Expr scale = select(j < 4, q(j) & 63, (q(j + 4) & 0x0F) | ((q(j - 4) >> 6) << 4));
+  Expr min = select(j < 4, q(j + 4) & 63, (q(j + 4) >> 4) | ((q(j) >> 6) << 4));
+  result.perRun(j, block, r) = Tuple(f16At(byteAt, blockBase) * cast<float>(scale),
                                      -(f16At(byteAt, blockBase + 2) * cast<float>(min)));
-  int runsPerBlock = clampToInt(w.blockElements / kActivationBlock);
   result.scale = result.perRun(b % runsPerBlock, b / runsPerBlock, row)[0];
   result.min = result.perRun(b % runsPerBlock, b / runsPerBlock, row)[1];
   return result;
+}
+
+// Q6_K scales each 16 elements: its integer sums are per half block (two scaled runs per
+// activation block); the others' per block.
+int scaledRunsPerBlock(ElementType type) {
+  return type == ElementType::Q6_K ? 2 : 1;
 }
 
 // One output's dot product over a weight row in int8: a block (32 elements) a step, in 8 lanes
@@ -148,12 +173,16 @@ RunScale runScale(const std::string& name, const BlockWeight& w, const Expr& row
 // row).
 struct IntegerDot {
   Func dot, partial, integerSum, scale;
-  Func minScale, runScale; // defined where the weight's type has mins (Q4_K)
+  Func minScale; // defined where the weight's type has mins (Q4_K)
+  Func runScale; // the K-quants' (runScale's perRun)
   ImageParam weight;
   Var l4, g, blockVar;
-  RVar block;  // the reduction over the row's blocks
+  // The reduction over the row's activation blocks: `block` the run within a weight block
+  // (unrolled: a K-quant's run then is known to the compiler, and so are its nibble, bit shift
+  // and scale choices), `weightBlock` over the weight's blocks.
+  RVar block, weightBlock;
   RVar inLane; // the 4 products of a lane
-  int blocksPerRow = 0;
+  int weightBlocksPerRow = 0;
 };
 
 IntegerDot integerDot(const std::string& name, const BlockWeight& w, const QuantizedActivations& x,
@@ -173,10 +202,12 @@ IntegerDot integerDot(const std::string& name, const BlockWeight& w, const Quant
     return first;
   };
   RDom r(0, 4, name + "_in_lane");
-  RDom blocks(0, clampToInt(w.rowElements / kActivationBlock), name + "_blocks");
+  int runsPerBlock = clampToInt(w.blockElements / kActivationBlock);
+  RDom blocks(0, runsPerBlock, 0, clampToInt(w.rowElements / w.blockElements), name + "_blocks");
   d.inLane = RVar(r.x);
   d.block = RVar(blocks.x);
-  d.blocksPerRow = clampToInt(w.rowElements / kActivationBlock);
+  d.weightBlock = RVar(blocks.y);
+  d.weightBlocksPerRow = clampToInt(w.rowElements / w.blockElements);
   // Element k = 32 block + 16 g + 4 l4 + r of the row.
   Expr inGroup = 4 * d.l4 + r.x;
   UnsignedQuant u = unsignedQuant(w, v[0], d.blockVar, d.g, inGroup);
@@ -185,11 +216,15 @@ IntegerDot integerDot(const std::string& name, const BlockWeight& w, const Quant
   std::vector<Var> sumVars = varsWithRows({d.l4, d.g, d.blockVar, v[0]});
   d.integerSum(sumVars) = 0;
   d.integerSum(sumVars) += cast<int32_t>(u.value) * cast<int32_t>(x.quant(withRows({k})));
-  // Both blocks' scales, once per block and row (the weight's as exact arithmetic reads it).
-  RunScale weightScale = runScale(name, w, v[0], d.blockVar);
+  // Both blocks' scales, once per block and row (the weight's as exact arithmetic reads it; a
+  // lane group g's own where the type scales each 16 elements).
+  RunScale weightScale = runScale(name, w, v[0], d.blockVar, d.g);
   d.runScale = weightScale.perRun;
   d.scale = Func(name + "_scale");
-  std::vector<Var> scaleVars = varsWithRows({d.blockVar, v[0]});
+  // (A scale per lane group only where it differs: one per block is a broadcast, two a shuffle.)
+  std::vector<Var> scaleVars = scaledRunsPerBlock(w.type) == 1
+                                   ? varsWithRows({d.blockVar, v[0]})
+                                   : varsWithRows({d.g, d.blockVar, v[0]});
   d.scale(scaleVars) = weightScale.scale * x.scale(withRows({d.blockVar}));
   // Per lane: the integer sum less the offset's share (lane j sums elements 4j .. 4j + 3), and
   // the weight's min times the lane's activations where it has mins.
@@ -198,13 +233,14 @@ IntegerDot integerDot(const std::string& name, const BlockWeight& w, const Quant
   Expr term = cast<float>(corrected) * d.scale(scaleVars);
   if (weightScale.min.defined()) {
     d.minScale = Func(name + "_min_scale");
-    d.minScale(scaleVars) = weightScale.min * x.scale(withRows({d.blockVar}));
-    term = term + cast<float>(x.laneSum(withRows({lane}))) * d.minScale(scaleVars);
+    std::vector<Var> minVars = varsWithRows({d.blockVar, v[0]});
+    d.minScale(minVars) = weightScale.min * x.scale(withRows({d.blockVar}));
+    term = term + cast<float>(x.laneSum(withRows({lane}))) * d.minScale(minVars);
   }
   d.partial = Func(name + "_lanes");
   std::vector<Var> laneVars = varsWithRows({d.l4, d.g, v[0]});
   d.partial(laneVars) = 0.0f;
-  d.partial(laneVars) += substitute(d.blockVar.name(), blocks.x, term);
+  d.partial(laneVars) += substitute(d.blockVar.name(), blocks.x + runsPerBlock * blocks.y, term);
   RDom lanes(0, 4, 0, 2, name + "_lane");
   d.dot = Func(name);
   d.dot(v) = 0.0f;
@@ -225,9 +261,10 @@ constexpr int kTileOutputs = 32, kTileRows = 4;
 
 struct IntegerTiles {
   Func tile, accumulator, integerSum, packed, weightScale;
-  Func weightMin, runScale; // defined where the weight's type has mins (Q4_K)
-  Var r4, kq;
-  RVar inLane, step, block;
+  Func weightMin; // defined where the weight's type has mins (Q4_K)
+  Func runScale;  // the K-quants' (runScale's perRun)
+  Var r4, kq, run;
+  RVar inLane, step, block, runOfBlock;
 };
 
 IntegerTiles integerTiles(const std::string& name, const BlockWeight& weight,
@@ -248,32 +285,39 @@ IntegerTiles integerTiles(const std::string& name, const BlockWeight& weight,
   UnsignedQuant u = unsignedQuant(w, o, k / kActivationBlock, inBlock / 16, inBlock % 16);
   t.packed = Func(name + "_packed");
   t.packed(t.r4, o, t.kq) = u.value;
-  RunScale weightScale = runScale(name + "_tile", w, o, b);
+  // Each block's products in `runs` scaled runs (Q6_K's halves, or the whole block), each run's
+  // integer sum scaled once: weightScale(o, run, b).
+  int runs = scaledRunsPerBlock(w.type), runLength = kActivationBlock / runs;
+  t.run = Var("run");
+  RunScale weightScale = runScale(name + "_tile", w, o, b, t.run);
   t.runScale = weightScale.perRun;
   t.weightScale = Func(name + "_weight_scale");
-  t.weightScale(o, b) = weightScale.scale;
-  // A block's 32 products of an output and a row: 8 steps of 4, each lane's 4 in one vpdpbusd.
-  RDom r(0, 4, 0, kActivationBlock / 4, name + "_tile_steps");
+  t.weightScale(o, t.run, b) = weightScale.scale;
+  // A run's products of an output and a row: steps of 4, each lane's 4 in one vpdpbusd.
+  RDom r(0, 4, 0, runLength / 4, name + "_tile_steps");
   t.inLane = RVar(r.x);
   t.step = RVar(r.y);
   t.integerSum = Func(name + "_tile_integer_sum");
-  std::vector<Var> sumVars = {o, b};
+  std::vector<Var> sumVars = {o, t.run, b};
   sumVars.insert(sumVars.end(), rowVars.begin(), rowVars.end());
   t.integerSum(sumVars) = 0;
-  t.integerSum(sumVars) += cast<int32_t>(t.packed(r.x, o, (kActivationBlock / 4) * b + r.y)) *
-                           cast<int32_t>(x.quant(withRows({kActivationBlock * b + 4 * r.y + r.x})));
-  RDom blocks(0, clampToInt(w.rowElements / kActivationBlock), name + "_tile_blocks");
-  t.block = RVar(blocks.x);
-  std::vector<Expr> sumAt = {o, blocks.x};
+  Expr k4 = (kActivationBlock / 4) * b + (runLength / 4) * t.run + r.y; // the step's 4 elements
+  t.integerSum(sumVars) +=
+      cast<int32_t>(t.packed(r.x, o, k4)) * cast<int32_t>(x.quant(withRows({4 * k4 + r.x})));
+  RDom blocks(0, runs, 0, clampToInt(w.rowElements / kActivationBlock), name + "_tile_blocks");
+  t.runOfBlock = RVar(blocks.x);
+  t.block = RVar(blocks.y);
+  std::vector<Expr> sumAt = {o, blocks.x, blocks.y};
   sumAt.insert(sumAt.end(), rowVars.begin(), rowVars.end());
-  Expr blockSum = x.blockSum(withRows({blocks.x}));
-  Expr corrected = t.integerSum(sumAt) - u.offset * blockSum;
-  Expr activationScale = x.scale(withRows({blocks.x}));
-  Expr term = t.weightScale(o, blocks.x) * activationScale * cast<float>(corrected);
-  if (weightScale.min.defined()) {
+  Expr blockSum = x.blockSum(withRows({blocks.y}));
+  Expr runSum = runs == 1 ? blockSum : x.runSum(withRows({runs * blocks.y + blocks.x}));
+  Expr corrected = t.integerSum(sumAt) - u.offset * runSum;
+  Expr activationScale = x.scale(withRows({blocks.y}));
+  Expr term = t.weightScale(o, blocks.x, blocks.y) * activationScale * cast<float>(corrected);
+  if (weightScale.min.defined()) { // (Q4_K: one run per block, so added once per block)
     t.weightMin = Func(name + "_weight_min");
     t.weightMin(o, b) = weightScale.min;
-    term = term + t.weightMin(o, blocks.x) * activationScale * cast<float>(blockSum);
+    term = term + t.weightMin(o, blocks.y) * activationScale * cast<float>(blockSum);
   }
   t.accumulator = Func(name + "_tile_accumulator");
   t.accumulator(v) = 0.0f;
@@ -296,10 +340,10 @@ void scheduleIntegerTiles(const IntegerTiles& tiles, Func out, const std::vector
   // The panel's weights packed once for all the task's rows.
   t.packed.compute_at(t.tile, panel).vectorize(t.r4);
   t.weightScale.compute_at(t.tile, panel);
-  if (t.weightMin.defined()) {
+  if (t.weightMin.defined())
     t.weightMin.compute_at(t.tile, panel);
+  if (t.runScale.defined())
     t.runScale.compute_at(t.tile, panel).vectorize(t.runScale.args()[0], 8);
-  }
   // A tile of kTileOutputs x kTileRows f32 accumulators in registers while the blocks stream.
   t.accumulator.compute_at(t.tile, rowTile);
   t.accumulator.bound_extent(v[0], kTileOutputs).bound_extent(v[1], kTileRows);
@@ -309,18 +353,27 @@ void scheduleIntegerTiles(const IntegerTiles& tiles, Func out, const std::vector
   t.accumulator.vectorize(v[0], kLanes);
   Stage accumulate = t.accumulator.update();
   accumulate.split(v[0], vector, lane, kLanes);
-  std::vector<VarOrRVar> accumulateOrder = {lane, vector, v[1], t.block};
+  std::vector<VarOrRVar> accumulateOrder = {lane, vector, v[1], t.runOfBlock, t.block};
   accumulateOrder.insert(accumulateOrder.end(), v.begin() + 2, v.end());
-  accumulate.reorder(accumulateOrder).vectorize(lane).unroll(vector).unroll(v[1]);
+  accumulate.reorder(accumulateOrder)
+      .vectorize(lane)
+      .unroll(vector)
+      .unroll(v[1])
+      .unroll(t.runOfBlock);
   // Each block's integer sums for the tile: 8 steps of kTileOutputs / 16 x kTileRows vpdpbusd.
   t.integerSum.compute_at(t.accumulator, t.block);
   t.integerSum.vectorize(v[0], kLanes);
   Stage sum = t.integerSum.update();
   sum.split(v[0], vector, lane, kLanes);
-  std::vector<VarOrRVar> sumOrder = {t.inLane, lane, vector, v[1], t.step};
+  std::vector<VarOrRVar> sumOrder = {t.inLane, lane, vector, v[1], t.run, t.step};
   sumOrder.insert(sumOrder.end(), v.begin() + 2, v.end());
-  sum.reorder(sumOrder).atomic(true).vectorize(t.inLane).vectorize(lane).unroll(vector).unroll(
-      v[1]);
+  sum.reorder(sumOrder)
+      .atomic(true)
+      .vectorize(t.inLane)
+      .vectorize(lane)
+      .unroll(vector)
+      .unroll(v[1])
+      .unroll(t.run);
 }
 
 } // namespace
@@ -339,7 +392,7 @@ IntegerDots integerDots(const std::string& name, const BlockWeight& w,
     // The rows quantized once, before the panels (in parallel over the rows). (Per task, the
     // logits' 4096 tasks spent a sixth of their time requantizing the row.)
     QuantizedActivations q = x;
-    for (Func f : {q.scale, q.quant, q.laneSum, q.blockSum}) {
+    for (Func f : {q.scale, q.quant, q.laneSum, q.runSum, q.blockSum}) {
       f.compute_root();
       if (v.size() > 1)
         f.parallel(f.args()[1]);
@@ -347,6 +400,7 @@ IntegerDots integerDots(const std::string& name, const BlockWeight& w,
     q.quant.vectorize(q.quant.args()[0], 64, TailStrategy::GuardWithIf);
     q.laneSum.vectorize(q.laneSum.args()[0], 16, TailStrategy::GuardWithIf);
     q.scale.vectorize(q.scale.args()[0], 16, TailStrategy::GuardWithIf);
+    q.runSum.vectorize(q.runSum.args()[0], 16, TailStrategy::GuardWithIf);
     q.blockSum.vectorize(q.blockSum.args()[0], 16, TailStrategy::GuardWithIf);
     IntegerDot f = d; // (Funcs are handles: a copy schedules the same one)
     f.dot.compute_at(out, panel);
@@ -364,11 +418,12 @@ IntegerDots integerDots(const std::string& name, const BlockWeight& w,
     // A panel's kDotPanel weight rows one after the other, each one's lanes in registers while
     // its blocks stream through (the activation row loop outside: its extent is 1). See
     // KernelBuilders.h's prefetchWeightRowsInDecode for why row by row.
-    std::vector<VarOrRVar> order = {f.l4, f.g, f.block, v[0]};
+    std::vector<VarOrRVar> order = {f.l4, f.g, f.block, f.weightBlock, v[0]};
     order.insert(order.end(), v.begin() + 1, v.end());
     Stage update = f.partial.update();
     update.reorder(order).vectorize(f.l4).vectorize(f.g).unroll(v[0]);
-    prefetchWeightRowsInDecode(update, f.block, f.weight, f.blocksPerRow);
+    update.unroll(f.block);
+    prefetchWeightRowsInDecode(update, f.weightBlock, f.weight, f.weightBlocksPerRow);
     // Each block's integer sums and scales for the panel: 32 products per vpdpbusd.
     f.integerSum.compute_at(f.partial, f.block);
     f.integerSum.vectorize(f.l4).vectorize(f.g);
@@ -378,11 +433,11 @@ IntegerDots integerDots(const std::string& name, const BlockWeight& w,
     sum.reorder(sumOrder).atomic(true).vectorize(f.inLane).vectorize(f.l4).vectorize(f.g);
     sum.unroll(v[0]);
     f.scale.compute_at(f.partial, f.block);
-    if (f.minScale.defined()) {
+    if (f.minScale.defined())
       f.minScale.compute_at(f.partial, f.block);
-      // A panel's runs' scales and mins at once, before its blocks stream.
+    // A panel's runs' scales (and mins) at once, before its blocks stream.
+    if (f.runScale.defined())
       f.runScale.compute_at(out, panel).vectorize(f.runScale.args()[0], 8);
-    }
     if (v.size() > 1)
       scheduleIntegerTiles(tiles, out, v);
   };

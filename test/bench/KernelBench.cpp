@@ -258,11 +258,15 @@ void FastQ5_0Up(benchmark::State& state) {
 void FastQ4_KDown(benchmark::State& state) {
   blockProjectionBench(state, ElementType::Q4_K, 2048, 640, true);
 }
+void FastQ6_KDown(benchmark::State& state) {
+  blockProjectionBench(state, ElementType::Q6_K, 2048, 640, true);
+}
 BENCHMARK(FastQ8_0Logits)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(FastQ8_0LogitsFull)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(FastQ4_0Up)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(FastQ5_0Up)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(FastQ4_KDown)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(FastQ6_KDown)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BlockQ5_0Up)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BlockQ4_0Up)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BlockQ4_KDown)->Arg(1)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -27,12 +27,12 @@ using testing::disassemble;
 using testing::randomBlocks;
 
 constexpr ElementType kIntegerTypes[] = {ElementType::Q8_0, ElementType::Q4_0, ElementType::Q5_0,
-                                         ElementType::Q4_K};
+                                         ElementType::Q4_K, ElementType::Q6_K};
 
-// Rows of a whole number of the type's blocks: Q4_K's are 256 elements (8 runs of 32, each its
-// own scale and min), the others' 32.
+// Rows of a whole number of the type's blocks: Q4_K's and Q6_K's are 256 elements (8 runs of 32,
+// each its own scale and min; 16 runs of 16, each its own scale), the others' 32.
 bool superBlocks(ElementType type) {
-  return type == ElementType::Q4_K;
+  return type == ElementType::Q4_K || type == ElementType::Q6_K;
 }
 
 std::vector<float> dequantized(ElementType type, const std::vector<uint8_t>& bytes,
@@ -97,7 +97,7 @@ TEST(IntegerDotKernels, ProjectionEqualsQuantizedActivationsTimesDequantizedWeig
   for (ElementType type : kIntegerTypes)
     for (auto [k, n] : {std::pair<int64_t, int64_t>{64, 40}, {192, 150}}) {
       // Panels of 4 and tasks of at least 16 panels: 40 rows in whole panels (read unclamped),
-      // 150 in three tasks, the last panel's rows past the end clamped. Q4_K's rows are 4 and 8
+      // 150 in three tasks, the last panel's rows past the end clamped. K-quants' rows are 4 and 8
       // times longer (one and three 256-element blocks would not test the runs' order).
       if (superBlocks(type))
         k *= k == 64 ? 4 : 8;
@@ -136,7 +136,7 @@ TEST(IntegerDotKernels, ProjectionEqualsQuantizedActivationsTimesDequantizedWeig
 // Gate and up on the quantized x, the gated activations quantized again for down: the reference
 // computes the gated activations in double, so a quant may fall on the other side of a rounding
 // boundary; each element may then differ by one quant step of its block. A weight without an
-// integer dot product (the real 270M's Q6_K down beside Q5_0 gate and up) stays exact:
+// integer dot product (a Q5_K down beside Q5_0 gate and Q8_0 up) stays exact:
 // its dot product is over the gated activations as they are.
 TEST(IntegerDotKernels, GatedMlpEqualsItsDefinition) {
   if (!vnniHost())
@@ -149,6 +149,7 @@ TEST(IntegerDotKernels, GatedMlpEqualsItsDefinition) {
       mixes.push_back({type, type, type});
   mixes.push_back({ElementType::Q5_0, ElementType::Q5_0, ElementType::Q4_K});
   mixes.push_back({ElementType::Q5_0, ElementType::Q8_0, ElementType::Q6_K});
+  mixes.push_back({ElementType::Q5_0, ElementType::Q8_0, ElementType::Q5_K});
   for (const auto& [gateType, upType, downType] : mixes) {
     std::string g(elementTypeName(gateType)), u(elementTypeName(upType)),
         dn(elementTypeName(downType)), t = g + "_" + u + "_" + dn;
@@ -249,7 +250,7 @@ TEST(IntegerDotKernels, RefusedOnATargetWithoutVnni) {
   EXPECT_THROW(buildKernel(*graph->ops.back(), TargetKind::AVX512), UserError);
   // Weights without an integer dot product are refused by the IR's shape rules.
   auto kQuant = parseGraph("graph @g(%x: f32[1,seq,256]) {\n  %w = weight() {name = \"w\", perm = "
-                           "[1, 0]} : q6_k[256,8]\n  %0 = matmul(%x, %w) {arithmetic = \"int8\"} : "
+                           "[1, 0]} : q5_k[256,8]\n  %0 = matmul(%x, %w) {arithmetic = \"int8\"} : "
                            "f32[1,seq,8]\n  return %0\n}\n");
   EXPECT_THROW(verifyGraph(*kQuant), UserError);
 }

@@ -567,8 +567,9 @@ int main(int argc, char** argv) {
     command
         ->add_option("--arithmetic", arithmetic,
                      "exact (default: block weights decoded to f32, f32 sums) or fast (Q8_0, "
-                     "Q4_0, Q5_0 and Q4_K weights' dot products with the activations quantized "
-                     "to int8 per block of 32, as llama.cpp computes them; needs AVX512-VNNI)")
+                     "Q4_0, Q5_0, Q4_K and Q6_K weights' dot products with the activations "
+                     "quantized to int8 per block of 32, as llama.cpp computes them; needs "
+                     "AVX512-VNNI)")
         ->check(CLI::IsMember({"exact", "fast"}));
     command->add_option("--disable-pass", pipeline.disabled,
                         "Leave this pass out of -O (repeatable)");
