@@ -255,8 +255,8 @@ IntegerDot integerDot(const std::string& name, const BlockWeight& w, const Quant
 // bytes of 16 outputs' weights (a zmm of the packed panel) by one row's 4 activation quants
 // broadcast to every lane. The weights are packed per panel of kTileOutputs outputs once per
 // task: packed(r4, o, kq), element 4 kq + r4 of output o (unsigned, as unsignedQuant gives it),
-// the 4 bytes of a lane together and the panel's lanes side by side, and the block scales beside
-// them (wscale(o, b)); every row of the call then reads the panel from cache.
+// the 4 bytes of a lane together and the panel's lanes side by side, and the scales beside them
+// (weightScale(o, run, b)); every row of the call then reads the panel from cache.
 constexpr int kTileOutputs = 32, kTileRows = 4;
 
 struct IntegerTiles {
